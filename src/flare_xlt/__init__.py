@@ -1,0 +1,17 @@
+"""flare-xlt: FLARE language fusion inside LoRA adapters, for any Hugging Face model."""
+
+from flare_xlt.cache import SourceCache
+from flare_xlt.config import FlareConfig
+from flare_xlt.errors import FlareError, ModelUnavailableError
+from flare_xlt.latent import LatentEncoder
+from flare_xlt.model import FlareModel
+
+__all__ = [
+    "FlareConfig",
+    "FlareError",
+    "FlareModel",
+    "LatentEncoder",
+    "ModelUnavailableError",
+    "SourceCache",
+]
+__version__ = "0.1.0"

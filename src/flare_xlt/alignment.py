@@ -1,0 +1,85 @@
+"""Which source token each target token is fused with.
+
+The result of alignment is a gather index of shape ``[B, T]``: entry ``[b, j]``
+is the position in the source sequence whose representation target token ``j``
+of example ``b`` receives, or ``-1`` for "no partner" (the token then sees a
+zero source, i.e. ``phi(0, t)``). The same function serves training,
+teacher-forced evaluation and cached generation: with a KV cache the model is
+called with only the newest tokens, while ``attention_mask`` still covers the
+whole sequence, so each new token's absolute position is known.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def alignment_index(
+    target_mask: Tensor,
+    num_new_tokens: int,
+    source_mask: Tensor,
+    mode: str = "token_index",
+) -> Tensor:
+    """Gather index from target positions into source positions.
+
+    Args:
+        target_mask: ``[B, T_total]`` attention mask of the whole target sequence
+            so far (1 = real token), including tokens already in the KV cache.
+        num_new_tokens: ``T``, the number of tokens in this forward call; they are
+            the last ``T`` positions of ``target_mask``.
+        source_mask: ``[B, S]`` mask of the source sequence (1 = real token).
+        mode: ``"token_index"`` pairs the k-th real target token with the k-th
+            real source token, whatever the padding side or amount;
+            ``"position"`` pairs raw positions ``p -> p`` (the reference code).
+
+    Returns:
+        ``[B, T]`` long tensor of source positions, ``-1`` where there is no partner.
+    """
+    target_mask = target_mask.bool()
+    source_mask = source_mask.bool()
+    total = target_mask.shape[1]
+    num_sources = source_mask.shape[1]
+    if mode == "position":
+        positions = torch.arange(total - num_new_tokens, total, device=target_mask.device)
+        index = positions.expand(target_mask.shape[0], -1)
+        return torch.where(index < num_sources, index, torch.full_like(index, -1))
+
+    # Rank of each target token among the real ones: 0 for the first real token.
+    target_rank = (target_mask.long().cumsum(dim=-1) - 1)[:, -num_new_tokens:]
+    is_real = target_mask[:, -num_new_tokens:]
+    # Source positions of real tokens, in order, followed by padding positions.
+    real_first = torch.argsort((~source_mask).to(torch.int8), dim=-1, stable=True)
+    num_real_sources = source_mask.sum(dim=-1, keepdim=True)
+    has_partner = is_real & (target_rank >= 0) & (target_rank < num_real_sources)
+    partner = real_first.gather(1, target_rank.clamp(0, max(num_sources - 1, 0)))
+    return torch.where(has_partner, partner, torch.full_like(partner, -1))
+
+
+def gather_aligned(source: Tensor, index: Tensor) -> Tensor:
+    """Pick each target token's source partner.
+
+    Args:
+        source: ``[B, S, D]`` source representations.
+        index: ``[B, T]`` from :func:`alignment_index` (``-1`` = no partner).
+
+    Returns:
+        ``[B, T, D]``; rows without a partner are zero.
+    """
+    has_partner = (index >= 0).unsqueeze(-1)
+    safe_index = index.clamp(min=0).unsqueeze(-1).expand(-1, -1, source.shape[-1])
+    picked = source.gather(1, safe_index)
+    return picked * has_partner.to(picked.dtype)
+
+
+def pack_real_tokens_first(ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Move each row's real tokens to the front (in order) and trim trailing padding.
+
+    ``[B, S]`` ids and mask -> ``[B, S']`` with ``S' = max real length``. Running the
+    source pass on packed input makes source states independent of the padding
+    side and amount, also for models with absolute position embeddings.
+    """
+    order = torch.argsort((~mask.bool()).to(torch.int8), dim=-1, stable=True)
+    width = max(int(mask.bool().sum(dim=-1).max()), 1)
+    order = order[:, :width]
+    return ids.gather(1, order), mask.gather(1, order)

@@ -1,0 +1,122 @@
+"""Reusable source representations, computed once per example.
+
+Both the FLARE source pass (a frozen stage-1 model with the adapter disabled)
+and the FLARE-MT latent encoder (frozen) are deterministic functions of the
+example, so their outputs can be computed in the first epoch and reused after.
+Each example is stored *packed*: only its real tokens, in order, per distinct
+tensor. Packing is exact for ``alignment="token_index"``, which only depends on
+the order of real tokens; ``alignment="position"`` cannot be cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from flare_xlt.errors import FlareError
+from flare_xlt.source import SourceBatch
+
+Entry = tuple[list[Tensor], dict[str, int]]  # packed tensors [n, D] and key -> slot
+
+
+class SourceCache:
+    """Per-example store of source states, in memory or in a directory.
+
+    Args:
+        directory: where to keep one ``.safetensors`` file per example; None keeps
+            everything in memory.
+        dtype: storage dtype (e.g. ``torch.bfloat16`` halves the footprint); states
+            are cast back to the dtype they were computed in when loaded.
+    """
+
+    def __init__(self, directory: str | Path | None = None, dtype: torch.dtype | None = None):
+        self.directory = Path(directory) if directory is not None else None
+        self.dtype = dtype
+        self._memory: dict[str, Entry] = {}
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+
+    def __len__(self) -> int:
+        if self.directory is None:
+            return len(self._memory)
+        return sum(1 for _ in self.directory.glob("*/*.safetensors"))
+
+    def load(
+        self, keys: Sequence[str], dtype: torch.dtype, device: torch.device
+    ) -> SourceBatch | None:
+        """The batch for ``keys`` (right-padded, real tokens first), or None if any is missing."""
+        entries = []
+        for key in keys:
+            entry = self._read(key)
+            if entry is None:
+                return None
+            entries.append(entry)
+        return _unpack(entries, dtype, device)
+
+    def store(self, keys: Sequence[str], batch: SourceBatch) -> None:
+        """Store each example of ``batch`` (``states`` ``[B, S, D]``, ``mask`` ``[B, S]``) by key."""
+        if len(keys) != batch.mask.shape[0]:
+            raise FlareError(
+                f"cache_keys has {len(keys)} entries but the batch has {batch.mask.shape[0]} examples"
+            )
+        tensors, slots = batch.unique_states()
+        real = batch.mask.bool()
+        for row, key in enumerate(keys):
+            packed = [t[row, real[row]].detach() for t in tensors]
+            if self.dtype is not None:
+                packed = [t.to(self.dtype) for t in packed]
+            self._write(key, (packed, slots))
+
+    def _read(self, key: str) -> Entry | None:
+        if self.directory is None:
+            return self._memory.get(key)
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        try:
+            data = load_file(str(path))
+        except Exception as err:  # a torn or foreign file must not crash training obscurely
+            raise FlareError(f"source cache file {path} is unreadable ({err}); delete it") from None
+        slots = json.loads(path.with_suffix(".json").read_text())
+        return [data[f"slot{i}"] for i in range(len(data))], slots
+
+    def _write(self, key: str, entry: Entry) -> None:
+        if self.directory is None:
+            self._memory[key] = entry
+            return
+        path = self._path(key)
+        path.parent.mkdir(exist_ok=True)
+        tensors, slots = entry
+        tmp = path.with_name(path.name + ".tmp")
+        path.with_suffix(".json").write_text(json.dumps(slots))
+        save_file({f"slot{i}": t.contiguous().cpu() for i, t in enumerate(tensors)}, str(tmp))
+        os.replace(tmp, path)  # the tensor file appears only once complete
+
+    def _path(self, key: str) -> Path:
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+        return self.directory / digest[:2] / f"{digest}.safetensors"
+
+
+def _unpack(entries: list[Entry], dtype: torch.dtype, device: torch.device) -> SourceBatch:
+    """Pad packed per-example entries into one right-padded :class:`SourceBatch`."""
+    slots = entries[0][1]
+    lengths = [tensors[0].shape[0] for tensors, _ in entries]
+    width = max(lengths)
+    mask = torch.zeros(len(entries), width, dtype=torch.long, device=device)
+    for row, length in enumerate(lengths):
+        mask[row, :length] = 1
+    padded = []
+    for slot in range(len(entries[0][0])):
+        dim = entries[0][0][slot].shape[-1]
+        out = torch.zeros(len(entries), width, dim, dtype=dtype, device=device)
+        for row, (tensors, _) in enumerate(entries):
+            out[row, : lengths[row]] = tensors[slot].to(device=device, dtype=dtype)
+        padded.append(out)
+    return SourceBatch({key: padded[slot] for key, slot in slots.items()}, mask)

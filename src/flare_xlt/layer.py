@@ -1,0 +1,157 @@
+"""The fused LoRA layer, and its injection into a model through peft.
+
+This is the only module that imports peft. ``FlareLinear`` is a peft
+``lora.Linear`` whose bottleneck fuses the target stream with the source
+stream::
+
+    y = W0 x_t + s * B(phi(A x_s, A x_t))
+
+where ``x_s`` comes from the shared :class:`~flare_xlt.source.FusionContext`.
+With ``source=None`` in the config it is exactly peft's LoRA (so plain-LoRA
+adapters merge as usual).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from peft import LoraConfig, PeftModel, get_peft_model
+from peft.tuners.lora import Linear as LoraLinear
+from peft.tuners.lora.layer import LoraLayer
+from peft.utils import load_peft_weights, set_peft_model_state_dict
+from torch import Tensor, nn
+
+from flare_xlt.config import FlareConfig
+from flare_xlt.errors import FlareError
+from flare_xlt.fusion import build_fusion
+from flare_xlt.source import FusionContext
+
+ADAPTER_NAME = "default"
+
+
+class FlareLinear(LoraLinear):
+    """peft LoRA ``Linear`` with fusion inside the bottleneck.
+
+    Attributes set by :func:`inject_flare`:
+        flare_context: the model's shared :class:`FusionContext`.
+        flare_key: this layer's name; its input is recorded under it on the source pass.
+        flare_source_key: key of the source tensor this layer fuses.
+    """
+
+    adapter_layer_names = (*LoraLayer.adapter_layer_names, "lora_fusion")
+
+    def __init__(self, base_layer, adapter_name, config, **kwargs):
+        super().__init__(base_layer, adapter_name, config=config, **kwargs)
+        self.flare_context: FusionContext | None = None
+        self.flare_key = ""
+        self.flare_source_key = ""
+
+    def update_layer(self, adapter_name, r, lora_alpha, config, **kwargs):
+        if "lora_fusion" not in self._modules:  # first call comes from peft's __init__
+            self.lora_fusion = nn.ModuleDict()
+        super().update_layer(adapter_name, r, lora_alpha, config=config, **kwargs)
+        fusion_name = getattr(config, "flare_fusion", None)
+        if fusion_name is not None:
+            weight = self.lora_A[adapter_name].weight
+            fusion = build_fusion(fusion_name, r).to(weight.device)
+            self.lora_fusion[adapter_name] = fusion
+
+    def forward(self, x: Tensor, *args, **kwargs) -> Tensor:
+        """``x``: ``[B, T, d_in]`` -> ``[B, T, d_out]``."""
+        context = self.flare_context
+        if context is not None and context.capture is not None:
+            context.capture[self.flare_key] = x.detach()
+            return self.base_layer(x, *args, **kwargs)
+        if self.disable_adapters or self.merged or not self.lora_fusion:
+            return super().forward(x, *args, **kwargs)
+
+        result = self.base_layer(x, *args, **kwargs)
+        source = context.source_for(self.flare_source_key) if context is not None else None
+        for name in self.active_adapters:
+            if name not in self.lora_fusion:
+                continue
+            down, up = self.lora_A[name], self.lora_B[name]
+            dropout, scaling = self.lora_dropout[name], self.scaling[name]
+            target = down(dropout(self._cast_input_dtype(x, down.weight.dtype)))
+            source_low = None
+            if source is not None:
+                source_low = down(dropout(source.to(down.weight.dtype)))
+            mask = context.source.mask if source is not None else None
+            fused = self.lora_fusion[name](target, source_low, context.index, mask)
+            result = result + up(fused) * scaling
+        return result.to(x.dtype)
+
+
+def find_target_modules(model: nn.Module) -> list[str]:
+    """The attention query/value projection names this model uses."""
+    from flare_xlt.config import DEFAULT_TARGET_MODULES
+
+    linear_names = {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if _is_linear(m)}
+    for candidates in DEFAULT_TARGET_MODULES:
+        if set(candidates) <= linear_names:
+            return list(candidates)
+    raise FlareError(
+        f"could not find attention query/value projections in {type(model).__name__}; "
+        "set FlareConfig.target_modules to the names of the linear layers to adapt"
+    )
+
+
+def _is_linear(module: nn.Module) -> bool:
+    return isinstance(module, nn.Linear)
+
+
+def lora_config_for(config: FlareConfig) -> LoraConfig:
+    """The peft ``LoraConfig`` that builds :class:`FlareLinear` layers for ``config``."""
+    lora_config = LoraConfig(
+        r=config.r,
+        lora_alpha=config.alpha,
+        lora_dropout=config.dropout,
+        target_modules=list(config.target_modules),
+        modules_to_save=config.modules_to_save,
+        bias="none",
+    )
+    lora_config._register_custom_module({nn.Linear: FlareLinear})
+    # Read by FlareLinear.update_layer; peft keeps config objects, not copies of fields.
+    lora_config.flare_fusion = config.fusion if config.is_fusion else None
+    return lora_config
+
+
+def inject_flare(model: nn.Module, config: FlareConfig) -> PeftModel:
+    """Wrap ``model`` (modified in place) with FLARE layers on ``config.target_modules``."""
+    try:
+        peft_model = get_peft_model(model, lora_config_for(config))
+    except ValueError as err:
+        raise FlareError(f"could not add FLARE adapters: {err}") from None
+    if not fused_layers(peft_model):
+        raise FlareError(f"no layer matched target_modules={config.target_modules}")
+    return peft_model
+
+
+def fused_layers(model: nn.Module) -> dict[str, FlareLinear]:
+    """Name -> layer for every :class:`FlareLinear` in ``model``, in module order."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, FlareLinear)}
+
+
+def save_adapter(peft_model: PeftModel, directory: str | Path) -> None:
+    """Write peft's ``adapter_config.json`` and ``adapter_model.safetensors``."""
+    peft_model.save_pretrained(str(directory))
+
+
+def load_adapter(peft_model: PeftModel, directory: str | Path) -> None:
+    """Load saved adapter weights; a mismatch in names or shapes is a clear error."""
+    try:
+        weights = load_peft_weights(str(directory), device="cpu")
+    except (OSError, ValueError) as err:
+        raise FlareError(f"could not read adapter weights in {directory}: {err}") from None
+    mismatch = f"adapter in {directory} does not fit this base model (other architecture or size)"
+    try:
+        result = set_peft_model_state_dict(peft_model, weights, adapter_name=ADAPTER_NAME)
+    except RuntimeError as err:
+        raise FlareError(f"{mismatch}: {str(err).strip().splitlines()[-1].strip()}") from None
+    missing = [k for k in result.missing_keys if "lora_" in k or "modules_to_save" in k]
+    if result.unexpected_keys or missing:
+        example = (list(result.unexpected_keys) or missing)[0]
+        raise FlareError(
+            f"{mismatch}: {len(result.unexpected_keys)} unexpected and {len(missing)} missing "
+            f"adapter weights, e.g. {example}"
+        )

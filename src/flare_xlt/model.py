@@ -1,0 +1,430 @@
+"""``FlareModel``: any Hugging Face model with FLARE adapters and its source pass."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from flare_xlt.alignment import alignment_index, pack_real_tokens_first
+from flare_xlt.cache import SourceCache
+from flare_xlt.config import FlareConfig
+from flare_xlt.errors import FlareError
+from flare_xlt.latent import LatentEncoder
+from flare_xlt.layer import (
+    find_target_modules,
+    fused_layers,
+    inject_flare,
+    load_adapter,
+    save_adapter,
+)
+from flare_xlt.source import LATENT_KEY, FusionContext, SourceBatch, hidden_state_key
+
+PROJECTION_FILE = "latent_projection.safetensors"
+
+
+@dataclass(frozen=True)
+class ParameterSummary:
+    trainable: int
+    total: int
+
+    def __str__(self) -> str:
+        share = 100 * self.trainable / max(self.total, 1)
+        return f"trainable params: {self.trainable:,} || all params: {self.total:,} || {share:.4f}%"
+
+
+class FlareModel(nn.Module):
+    """A base model with FLARE adapters; ``forward`` runs the source pass, then the fused pass.
+
+    Build it with :meth:`from_base` or :meth:`from_pretrained`. Inputs are the
+    usual ``input_ids``/``attention_mask`` ``[B, T]`` of the target-language text,
+    plus ``source_input_ids``/``source_attention_mask`` ``[B, S]`` (English text,
+    for ``source="model"``) or ``latent_input_ids``/``latent_attention_mask``
+    (the target text in the latent encoder's tokenizer, for ``source="latent"``).
+    """
+
+    def __init__(self, peft_model: nn.Module, config: FlareConfig, latent_encoder=None):
+        super().__init__()
+        self.peft_model = peft_model
+        self.flare_config = config
+        self.latent_encoder = latent_encoder
+        self.context = FusionContext()
+        self.source_cache: SourceCache | None = None
+        self._wire_layers()
+        self.train(self.hf_model.training)  # keep the base model's mode
+        self.hf_model.register_forward_pre_hook(self._align_target, with_kwargs=True)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_base(
+        cls,
+        base_model: nn.Module,
+        config: FlareConfig,
+        latent_encoder: LatentEncoder | None = None,
+    ) -> FlareModel:
+        """Add fresh FLARE adapters to ``base_model`` (modified in place; its weights stay frozen)."""
+        if config.source == "latent" and latent_encoder is None:
+            raise FlareError("FlareConfig(source='latent') needs a latent_encoder (LatentEncoder)")
+        if config.target_modules is None:
+            config = replace(config, target_modules=find_target_modules(base_model))
+        if config.alignment == "position" and config.source is None:
+            config = replace(config, alignment="token_index")
+        peft_model = inject_flare(base_model, config)
+        return cls(peft_model, config, latent_encoder)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        base_model: nn.Module,
+        directory: str | Path,
+        latent_encoder: LatentEncoder | None = None,
+    ) -> FlareModel:
+        """Load adapters saved by :meth:`save_pretrained` onto ``base_model``."""
+        config, meta = FlareConfig.load_file(directory)
+        _check_same_base(base_model, meta.get("base_model", {}), directory)
+        if config.source == "latent" and latent_encoder is None:
+            name = meta.get("latent_encoder", {}).get("name_or_path")
+            if name is None:
+                raise FlareError(f"{directory} is a FLARE-MT adapter: pass latent_encoder=...")
+            latent_encoder = LatentEncoder.from_pretrained(name, _hidden_size(base_model))
+        model = cls.from_base(base_model, config, latent_encoder)
+        load_adapter(model.peft_model, directory)
+        if latent_encoder is not None:
+            state = load_file(str(Path(directory, PROJECTION_FILE)))
+            latent_encoder.projection.load_state_dict(state)
+        return model
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write peft adapter files, ``flare_config.json`` and, for FLARE-MT, the projection."""
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        save_adapter(self.peft_model, directory)
+        extra = {"base_model": _describe_base(self.hf_model)}
+        if self.latent_encoder is not None:
+            extra["latent_encoder"] = {"name_or_path": self.latent_encoder.name_or_path}
+            save_file(
+                {k: v.contiguous() for k, v in self.latent_encoder.projection.state_dict().items()},
+                str(Path(directory, PROJECTION_FILE)),
+            )
+        self.flare_config.save(directory, **extra)
+
+    def merge_and_unload(self) -> nn.Module:
+        """Merge a plain-LoRA adapter into the base weights and return the base model."""
+        if self.flare_config.is_fusion:
+            raise FlareError(
+                "merge_and_unload is only possible for plain LoRA adapters (source=None): a fusion "
+                "adapter's output depends on the source input, so it cannot be folded into weights"
+            )
+        return self.peft_model.merge_and_unload()
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def hf_model(self) -> nn.Module:
+        """The underlying transformers model (with the adapter layers injected)."""
+        return self.peft_model.get_base_model()
+
+    @property
+    def config(self):
+        """The transformers config of the base model (what HF tooling expects here)."""
+        return self.hf_model.config
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.hf_model.parameters()).device
+
+    def trainable_parameters(self) -> ParameterSummary:
+        params = list(self.parameters())
+        trainable = sum(p.numel() for p in params if p.requires_grad)
+        return ParameterSummary(trainable, sum(p.numel() for p in params))
+
+    def gradient_checkpointing_enable(self, **kwargs) -> None:
+        self.hf_model.gradient_checkpointing_enable(**kwargs)
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        labels: Tensor | None = None,
+        source_input_ids: Tensor | None = None,
+        source_attention_mask: Tensor | None = None,
+        latent_input_ids: Tensor | None = None,
+        latent_attention_mask: Tensor | None = None,
+        cache_keys: Sequence[str] | None = None,
+        target_only: bool = False,
+        **kwargs,
+    ):
+        """Source pass (no grad, adapter off), then the fused target pass.
+
+        Args:
+            input_ids, attention_mask: target text ``[B, T]``.
+            labels: passed to the base model (its loss is returned as usual).
+            source_input_ids, source_attention_mask: English text ``[B, S]``.
+            latent_input_ids, latent_attention_mask: target text for the latent encoder ``[B, S']``.
+            cache_keys: one stable id per example; with ``self.source_cache`` set,
+                source states are computed once per id and reused.
+            target_only: run without any source (``phi(0, t)``) on purpose.
+
+        Returns:
+            The base model's output object.
+        """
+        batch_size = _batch_size(input_ids, kwargs.get("inputs_embeds"))
+        _check_ids("input_ids", input_ids, attention_mask, "attention_mask", None)
+        self.context.clear()
+        self.context.source = self._source_batch(
+            batch_size,
+            source_input_ids,
+            source_attention_mask,
+            latent_input_ids,
+            latent_attention_mask,
+            cache_keys,
+            target_only,
+        )
+        if labels is not None:
+            kwargs["labels"] = labels
+        return self.peft_model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        source_input_ids: Tensor | None = None,
+        source_attention_mask: Tensor | None = None,
+        latent_input_ids: Tensor | None = None,
+        latent_attention_mask: Tensor | None = None,
+        target_only: bool = False,
+        **generate_kwargs,
+    ) -> Tensor:
+        """``generate`` of the base model, each new token fused with its source partner.
+
+        Every decoding step finds each token's source partner from its absolute
+        position in ``attention_mask``, so cached generation fuses exactly as a
+        teacher-forced forward over the same sequence does.
+        """
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        _check_ids("input_ids", input_ids, attention_mask, "attention_mask", None)
+        self.context.clear()
+        self.context.source = self._source_batch(
+            input_ids.shape[0],
+            source_input_ids,
+            source_attention_mask,
+            latent_input_ids,
+            latent_attention_mask,
+            None,
+            target_only,
+        )
+        try:
+            return self.hf_model.generate(
+                input_ids=input_ids, attention_mask=attention_mask, **generate_kwargs
+            )
+        finally:
+            self.context.clear()
+
+    # ------------------------------------------------------------------ source side
+    def _source_batch(
+        self,
+        batch_size: int,
+        source_input_ids: Tensor | None,
+        source_attention_mask: Tensor | None,
+        latent_input_ids: Tensor | None,
+        latent_attention_mask: Tensor | None,
+        cache_keys: Sequence[str] | None,
+        target_only: bool,
+    ) -> SourceBatch | None:
+        """The step's source, after validation, caching and source dropout."""
+        kind = self.flare_config.source
+        ids, mask, ids_name = (
+            (source_input_ids, source_attention_mask, "source_input_ids")
+            if kind != "latent"
+            else (latent_input_ids, latent_attention_mask, "latent_input_ids")
+        )
+        stray = latent_input_ids if kind != "latent" else source_input_ids
+        if kind is not None and stray is not None:
+            other = "latent_input_ids" if kind != "latent" else "source_input_ids"
+            raise FlareError(f"{other} was given, but this adapter has source={kind!r}")
+        if kind is None or target_only:
+            return None
+        if ids is None:
+            if self.training and self.flare_config.source_dropout > 0:
+                return None
+            raise FlareError(
+                f"{ids_name} is required for a source={kind!r} adapter; pass target_only=True "
+                "to run without a source on purpose"
+            )
+        _check_ids(ids_name, ids, mask, ids_name.replace("input_ids", "attention_mask"), batch_size)
+        if mask is None:
+            mask = torch.ones_like(ids)
+        if cache_keys is not None and len(cache_keys) != batch_size:
+            raise FlareError(
+                f"cache_keys has {len(cache_keys)} entries for a batch of {batch_size}"
+            )
+        batch = self._cached_or_computed(ids, mask, cache_keys)
+        if kind == "latent":
+            batch = SourceBatch(
+                {LATENT_KEY: self.latent_encoder.project(batch.states[LATENT_KEY])}, batch.mask
+            )
+        if self.training and self.flare_config.source_dropout > 0:
+            dropped = torch.rand(batch_size, device=ids.device) < self.flare_config.source_dropout
+            batch = batch.withhold(dropped)
+        return batch
+
+    def _cached_or_computed(
+        self, ids: Tensor, mask: Tensor, cache_keys: Sequence[str] | None
+    ) -> SourceBatch:
+        """Frozen source states (before any trainable projection), from the cache when possible."""
+        if self.flare_config.alignment == "token_index":
+            ids, mask = pack_real_tokens_first(ids, mask)
+        use_cache = self.source_cache is not None and cache_keys is not None
+        if use_cache:
+            if self.flare_config.alignment != "token_index":
+                raise FlareError("the source cache needs FlareConfig.alignment='token_index'")
+            dtype = next(self.hf_model.parameters()).dtype
+            cached = self.source_cache.load(cache_keys, dtype, ids.device)
+            if cached is not None:
+                return cached
+        if self.flare_config.source == "latent":
+            batch = SourceBatch({LATENT_KEY: self.latent_encoder.encode(ids, mask)}, mask)
+        else:
+            batch = self._source_pass(ids, mask)
+        if use_cache:
+            self.source_cache.store(cache_keys, batch)
+        return batch
+
+    @torch.no_grad()
+    def _source_pass(self, ids: Tensor, mask: Tensor) -> SourceBatch:
+        """English input through the transformer body, adapter off, eval mode, no graph."""
+        body = self.hf_model.base_model  # the body without the task head (no vocab logits)
+        kwargs = {"input_ids": ids, "attention_mask": mask}
+        if "use_cache" in inspect.signature(body.forward).parameters:
+            kwargs["use_cache"] = False
+        was_training = self.training
+        self.eval()
+        try:
+            if self.flare_config.source_representation == "hidden_state":
+                hidden = body(**kwargs, output_hidden_states=True).hidden_states
+                states = {hidden_state_key(i): h for i, h in enumerate(hidden)}
+            else:
+                self.context.capture = {}
+                body(**kwargs)
+                states = self.context.capture
+        finally:
+            self.context.capture = None
+            self.train(was_training)
+        return SourceBatch(states, mask)
+
+    def _align_target(self, module, args, kwargs):
+        """Forward pre-hook on the HF model: align this call's target tokens to the source."""
+        source = self.context.source
+        if source is None:
+            self.context.index = None
+            return None
+        input_ids = kwargs.get("input_ids", args[0] if args else None)
+        tokens = input_ids if input_ids is not None else kwargs["inputs_embeds"]
+        num_new = tokens.shape[1]
+        mask = kwargs.get("attention_mask")
+        if mask is None:
+            past = kwargs.get("cache_position")
+            total = num_new + (int(past[0]) if past is not None else 0)
+            mask = torch.ones(tokens.shape[0], total, dtype=torch.long, device=tokens.device)
+        self.context.index = alignment_index(
+            mask, num_new, source.mask, self.flare_config.alignment
+        )
+        return None
+
+    def _wire_layers(self) -> None:
+        """Give each fused layer the shared context, its capture key and its source key."""
+        layers = fused_layers(self.peft_model)
+        config = self.flare_config
+        for name, layer in layers.items():
+            layer.flare_context = self.context
+            layer.flare_key = name
+            if config.source == "latent":
+                layer.flare_source_key = LATENT_KEY
+            elif config.source_representation == "hidden_state":
+                layer.flare_source_key = hidden_state_key(
+                    _layer_index(name) + config.source_layer_offset
+                )
+            else:
+                layer.flare_source_key = _shift_layer(name, config.source_layer_offset)
+
+
+def _layer_index(name: str) -> int:
+    match = re.search(r"\.(\d+)\.", name)
+    if match is None:
+        raise FlareError(
+            f"cannot tell which layer {name!r} belongs to (no layer number in its name)"
+        )
+    return int(match.group(1))
+
+
+def _shift_layer(name: str, offset: int) -> str:
+    """``...layers.3.q_proj`` -> ``...layers.{3+offset}.q_proj`` (a missing layer means zero source)."""
+    if offset == 0:
+        return name
+    index = _layer_index(name)
+    return re.sub(r"\.(\d+)\.", f".{index + offset}.", name, count=1)
+
+
+def _batch_size(input_ids: Tensor | None, inputs_embeds: Tensor | None) -> int:
+    tokens = input_ids if input_ids is not None else inputs_embeds
+    if tokens is None:
+        raise FlareError("input_ids (or inputs_embeds) is required")
+    return tokens.shape[0]
+
+
+def _check_ids(
+    name: str, ids: Tensor | None, mask: Tensor | None, mask_name: str, batch_size: int | None
+) -> None:
+    """Clear ValueErrors for wrong types, dtypes, shapes and batch sizes."""
+    if ids is None:
+        return
+    if not isinstance(ids, Tensor) or ids.dtype.is_floating_point or ids.dim() != 2:
+        what = (
+            f"{ids.dtype} tensor of shape {tuple(ids.shape)}"
+            if isinstance(ids, Tensor)
+            else type(ids).__name__
+        )
+        raise FlareError(f"{name} must be a 2-D integer tensor [batch, length], got {what}")
+    if batch_size is not None and ids.shape[0] != batch_size:
+        raise FlareError(
+            f"{name} has batch size {ids.shape[0]} but input_ids has {batch_size}: "
+            "source and target batches must hold the same examples"
+        )
+    if mask is not None and (not isinstance(mask, Tensor) or mask.shape != ids.shape):
+        shape = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
+        raise FlareError(
+            f"{mask_name} must have the shape of {name} {tuple(ids.shape)}, got {shape}"
+        )
+
+
+def _hidden_size(model: nn.Module) -> int:
+    config = model.config
+    return getattr(config, "hidden_size", None) or config.get_text_config().hidden_size
+
+
+def _describe_base(model: nn.Module) -> dict:
+    config = model.config
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return {
+        "model_type": config.model_type,
+        "hidden_size": getattr(text, "hidden_size", None),
+        "num_hidden_layers": getattr(text, "num_hidden_layers", None),
+        "name_or_path": getattr(config, "_name_or_path", None),
+    }
+
+
+def _check_same_base(model: nn.Module, saved: dict, directory: str | Path) -> None:
+    current = _describe_base(model)
+    for key in ("model_type", "hidden_size", "num_hidden_layers"):
+        if saved.get(key) is not None and saved[key] != current[key]:
+            raise FlareError(
+                f"adapter in {directory} was trained on a base model with {key}={saved[key]!r}, "
+                f"but this base model has {key}={current[key]!r}"
+            )

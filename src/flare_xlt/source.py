@@ -1,0 +1,85 @@
+"""Source-side state shared by the fused layers during one step.
+
+A :class:`FusionContext` is created per :class:`~flare_xlt.model.FlareModel` and
+referenced by every fused layer. The model sets it before the target forward
+and leaves it in place until the next step, so that gradient checkpointing,
+which re-runs layer forwards during ``backward()``, sees the same source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+LATENT_KEY = "latent"
+
+
+def hidden_state_key(layer_index: int) -> str:
+    """Source key of the residual-stream hidden state entering layer ``layer_index``."""
+    return f"hidden_state.{layer_index}"
+
+
+@dataclass
+class SourceBatch:
+    """Source representations for one batch.
+
+    Attributes:
+        states: source key -> ``[B, S, D]`` tensor. Keys whose layers receive the
+            same input (e.g. ``q_proj`` and ``v_proj`` of one layer) share one tensor.
+        mask: ``[B, S]`` 1 for real source tokens, 0 for padding or withheld examples.
+    """
+
+    states: dict[str, Tensor]
+    mask: Tensor
+
+    def withhold(self, dropped: Tensor) -> SourceBatch:
+        """Mask out the whole source of the examples where ``dropped`` (``[B]`` bool) is set."""
+        return SourceBatch(self.states, self.mask * (~dropped).unsqueeze(-1).to(self.mask.dtype))
+
+    def unique_states(self) -> tuple[list[Tensor], dict[str, int]]:
+        """Distinct tensors and a key -> slot map (aliases share a slot)."""
+        tensors: list[Tensor] = []
+        slots: dict[str, int] = {}
+        seen: dict[int, int] = {}
+        for key, tensor in self.states.items():
+            if id(tensor) not in seen:
+                seen[id(tensor)] = len(tensors)
+                tensors.append(tensor)
+            slots[key] = seen[id(tensor)]
+        return tensors, slots
+
+
+@dataclass
+class FusionContext:
+    """Per-step state read by the fused layers.
+
+    Attributes:
+        source: the step's source batch, or None (every fused layer then uses a
+            zero source, i.e. ``phi(0, t)``).
+        index: ``[B, T]`` alignment of the current call's target tokens into the
+            source sequence (see :func:`flare_xlt.alignment.alignment_index`).
+        capture: while not None, fused layers record their inputs here by key
+            and run their frozen base projection only (the source pass).
+    """
+
+    source: SourceBatch | None = None
+    index: Tensor | None = None
+    capture: dict[str, Tensor] | None = field(default=None)
+
+    def source_for(self, key: str) -> Tensor | None:
+        """The ``[B, S, D]`` source tensor of ``key``, or None when there is none."""
+        if self.source is None:
+            return None
+        return self.source.states.get(key)
+
+    def clear(self) -> None:
+        self.source = None
+        self.index = None
+        self.capture = None
+
+
+def empty_mask_like(batch_size: int, device: torch.device) -> Tensor:
+    """A ``[B, 0]`` source mask (no source tokens at all)."""
+    return torch.zeros(batch_size, 0, dtype=torch.long, device=device)

@@ -1,0 +1,261 @@
+"""FlareModel semantics on tiny random Llama, Gemma3, Qwen2, BERT and XLM-R models."""
+
+import pytest
+import torch
+from conftest import DECODERS, random_batch, tiny_model
+
+from flare_xlt import FlareConfig, FlareError, FlareModel
+
+
+def randomize_lora_b(model: FlareModel, seed: int = 1) -> None:
+    """Make the adapter non-trivial (B starts at zero)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
+
+
+def batch_inputs(seed: int = 0, source_seed: int = 1):
+    ids, mask = random_batch(2, 7, seed, pad_left=2)
+    source_ids, source_mask = random_batch(2, 5, source_seed)
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "source_input_ids": source_ids,
+        "source_attention_mask": source_mask,
+    }
+
+
+def logits(model, **inputs):
+    return model(**inputs).logits
+
+
+@pytest.mark.parametrize("fusion", ["add_relu", "mul", "cross_attention", "gated"])
+def test_zero_b_output_equals_base(arch, fusion):
+    base = tiny_model(arch)
+    inputs = batch_inputs()
+    with torch.no_grad():
+        expected = base(
+            input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]
+        ).logits
+    model = FlareModel.from_base(base, FlareConfig(fusion=fusion))
+    with torch.no_grad():
+        torch.testing.assert_close(logits(model, **inputs), expected, rtol=0, atol=0)
+
+
+def test_fusion_is_live_and_ignores_source_padding(arch):
+    model = FlareModel.from_base(tiny_model(arch), FlareConfig())
+    randomize_lora_b(model)
+    inputs = batch_inputs()
+    pad = model.config.pad_token_id
+    source_ids, source_mask = inputs["source_input_ids"], inputs["source_attention_mask"]
+    with torch.no_grad():
+        reference = logits(model, **inputs)
+        other_source = dict(inputs, source_input_ids=(source_ids + 7) % 60 + 3)
+        assert not torch.allclose(logits(model, **other_source), reference, atol=1e-4)
+        for side in ("left", "right"):
+            for amount in (1, 4):
+                pads = torch.full((2, amount), pad)
+                zeros = torch.zeros(2, amount, dtype=torch.long)
+                parts = ((pads, source_ids), (zeros, source_mask))
+                if side == "right":
+                    parts = tuple(p[::-1] for p in parts)
+                padded = dict(
+                    inputs,
+                    source_input_ids=torch.cat(parts[0], 1),
+                    source_attention_mask=torch.cat(parts[1], 1),
+                )
+                torch.testing.assert_close(logits(model, **padded), reference, atol=1e-5, rtol=0)
+
+
+def test_only_adapter_parameters_get_gradients_and_source_pass_has_no_graph(arch):
+    model = FlareModel.from_base(tiny_model(arch), FlareConfig(fusion="gated")).train()
+    randomize_lora_b(model)
+    out = logits(model, **batch_inputs())
+    for tensor in model.context.source.states.values():
+        assert tensor.grad_fn is None and not tensor.requires_grad
+    out.sum().backward()
+    with_grad = {n for n, p in model.named_parameters() if p.grad is not None}
+    assert with_grad == {n for n, p in model.named_parameters() if p.requires_grad}
+    assert with_grad and all("lora_" in n for n in with_grad)
+    assert any("lora_fusion" in n for n in with_grad)
+
+
+def test_gradient_checkpointing_gives_identical_gradients(arch):
+    def grads(checkpointing: bool):
+        model = FlareModel.from_base(tiny_model(arch), FlareConfig(fusion="cross_attention"))
+        randomize_lora_b(model)
+        model.train()
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+        logits(model, **batch_inputs()).pow(2).mean().backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    plain, checkpointed = grads(False), grads(True)
+    assert plain.keys() == checkpointed.keys()
+    for name in plain:
+        torch.testing.assert_close(checkpointed[name], plain[name], rtol=1e-5, atol=1e-7)
+
+
+def test_save_and_load_gives_identical_outputs(arch, tmp_path):
+    model = FlareModel.from_base(tiny_model(arch), FlareConfig(fusion="gated"))
+    randomize_lora_b(model)
+    with torch.no_grad():
+        for layer_gate in (p for n, p in model.named_parameters() if "lora_fusion" in n):
+            layer_gate.fill_(0.3)
+        expected = logits(model, **batch_inputs())
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "adapter_model.safetensors").is_file()
+    assert (tmp_path / "flare_config.json").is_file()
+    loaded = FlareModel.from_pretrained(tiny_model(arch), tmp_path)
+    with torch.no_grad():
+        torch.testing.assert_close(logits(loaded, **batch_inputs()), expected, rtol=0, atol=0)
+
+
+def test_loading_into_another_architecture_or_size_fails_clearly(tmp_path):
+    FlareModel.from_base(tiny_model("llama"), FlareConfig()).save_pretrained(tmp_path)
+    with pytest.raises(FlareError, match="model_type='llama'"):
+        FlareModel.from_pretrained(tiny_model("qwen2"), tmp_path)
+    import transformers as tf
+    from conftest import TINY_CONFIGS
+
+    bigger = TINY_CONFIGS["llama"]()
+    bigger.hidden_size, bigger.num_attention_heads = 64, 8
+    with pytest.raises(FlareError, match="hidden_size=32"):
+        FlareModel.from_pretrained(tf.LlamaForCausalLM(bigger), tmp_path)
+
+
+@pytest.mark.parametrize("arch_name", DECODERS)
+@pytest.mark.parametrize("fusion", ["add_relu", "cross_attention"])
+def test_generate_with_kv_cache_matches_teacher_forcing(arch_name, fusion):
+    model = FlareModel.from_base(tiny_model(arch_name), FlareConfig(fusion=fusion))
+    randomize_lora_b(model)
+    inputs = batch_inputs()
+    generated = model.generate(
+        **inputs,
+        max_new_tokens=6,
+        do_sample=False,
+        output_logits=True,
+        return_dict_in_generate=True,
+        pad_token_id=0,
+    )
+    sequence = generated.sequences
+    full_mask = torch.cat([inputs["attention_mask"], torch.ones(2, 6, dtype=torch.long)], dim=1)
+    with torch.no_grad():
+        forced = model(
+            input_ids=sequence,
+            attention_mask=full_mask,
+            source_input_ids=inputs["source_input_ids"],
+            source_attention_mask=inputs["source_attention_mask"],
+        ).logits
+    prompt_length = inputs["input_ids"].shape[1]
+    stepwise = torch.stack(generated.logits, dim=1)  # [B, new, V]
+    torch.testing.assert_close(stepwise, forced[:, prompt_length - 1 : -1], atol=1e-4, rtol=1e-4)
+
+
+def test_plain_lora_merges_and_fusion_adapter_refuses():
+    lora = FlareModel.from_base(tiny_model("llama"), FlareConfig(source=None))
+    randomize_lora_b(lora)
+    ids, mask = random_batch(2, 6, 0)
+    with torch.no_grad():
+        expected = lora(input_ids=ids, attention_mask=mask).logits
+        merged = lora.merge_and_unload()
+        torch.testing.assert_close(merged(input_ids=ids, attention_mask=mask).logits, expected)
+    flare = FlareModel.from_base(tiny_model("llama"), FlareConfig())
+    with pytest.raises(FlareError, match="only possible for plain LoRA"):
+        flare.merge_and_unload()
+
+
+def test_add_fusion_without_source_equals_plain_lora():
+    flare = FlareModel.from_base(tiny_model("qwen2"), FlareConfig(fusion="add"))
+    lora = FlareModel.from_base(tiny_model("qwen2"), FlareConfig(source=None))
+    randomize_lora_b(flare)
+    randomize_lora_b(lora)
+    lora.load_state_dict(flare.state_dict(), strict=False)
+    ids, mask = random_batch(2, 6, 0)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            flare(input_ids=ids, attention_mask=mask, target_only=True).logits,
+            lora(input_ids=ids, attention_mask=mask).logits,
+            rtol=0,
+            atol=0,
+        )
+
+
+def test_source_dropout_withholds_source_in_training_only():
+    model = FlareModel.from_base(tiny_model("llama"), FlareConfig(source_dropout=1.0))
+    randomize_lora_b(model)
+    inputs = batch_inputs()
+    target = {k: inputs[k] for k in ("input_ids", "attention_mask")}
+    with torch.no_grad():
+        model.train()
+        dropped = logits(model, **inputs)
+        assert torch.equal(dropped, logits(model, **target))  # no source needed when p > 0
+        model.eval()
+        torch.testing.assert_close(dropped, logits(model, **target, target_only=True))
+        assert not torch.allclose(logits(model, **inputs), dropped)
+
+
+@pytest.mark.parametrize("representation", ["projection_input", "hidden_state"])
+@pytest.mark.parametrize("offset", [0, 1])
+def test_source_representation_and_layer_offset(representation, offset):
+    config = FlareConfig(source_representation=representation, source_layer_offset=offset)
+    model = FlareModel.from_base(tiny_model("gemma3"), config)
+    randomize_lora_b(model)
+    with torch.no_grad():
+        out = logits(model, **batch_inputs())
+    assert torch.isfinite(out).all()
+    keys = {layer.flare_source_key for layer in _fused(model)}
+    if representation == "hidden_state":
+        assert keys == {f"hidden_state.{i + offset}" for i in range(2)}
+    elif offset == 1:  # layer 0 reads layer 1; the last layer has no partner (zero source)
+        assert any(".1." in key for key in keys) and any(".2." in key for key in keys)
+
+
+def _fused(model):
+    from flare_xlt.layer import fused_layers
+
+    return fused_layers(model).values()
+
+
+def test_bad_inputs_raise_clear_value_errors():
+    model = FlareModel.from_base(tiny_model("llama"), FlareConfig())
+    inputs = batch_inputs()
+    with pytest.raises(ValueError, match="source_input_ids has batch size 1"):
+        model(**dict(inputs, source_input_ids=inputs["source_input_ids"][:1]))
+    with pytest.raises(ValueError, match="source_input_ids is required.*target_only=True"):
+        model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+    with pytest.raises(ValueError, match="source_input_ids must be a 2-D integer tensor"):
+        model(**dict(inputs, source_input_ids=inputs["source_input_ids"].float()))
+    with pytest.raises(ValueError, match="source_attention_mask must have the shape"):
+        model(**dict(inputs, source_attention_mask=inputs["source_attention_mask"][:, :2]))
+    with pytest.raises(ValueError, match="latent_input_ids was given"):
+        model(**inputs, latent_input_ids=inputs["source_input_ids"])
+    with pytest.raises(ValueError, match="input_ids must be a 2-D integer tensor"):
+        model(**dict(inputs, input_ids=inputs["input_ids"][0]))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"fusion": "concat"}, "fusion='concat' is not valid; choose one of 'add'"),
+        ({"r": 0}, "r must be a positive integer"),
+        ({"alpha": -1}, "alpha must be > 0"),
+        ({"source": "english"}, "source='english' is not valid"),
+        ({"alignment": "pad"}, "alignment='pad' is not valid"),
+        ({"source_dropout": 1.5}, "source_dropout must be in"),
+        ({"source_layer_offset": -1}, "source_layer_offset must be a non-negative"),
+    ],
+)
+def test_config_validation(kwargs, message):
+    with pytest.raises(FlareError, match=message):
+        FlareConfig(**kwargs)
+
+
+def test_trainable_parameters_summary():
+    model = FlareModel.from_base(tiny_model("llama"), FlareConfig(r=4))
+    summary = model.trainable_parameters()
+    # q_proj (32 -> 32) and v_proj (32 -> 16) in 2 layers: A is r x d_in, B is d_out x r
+    assert summary.trainable == 2 * (4 * 32 + 32 * 4 + 4 * 32 + 16 * 4)
+    assert "trainable params" in str(summary)
