@@ -69,7 +69,7 @@ ARCHITECTURES = DECODERS + ENCODERS
 
 
 def tiny_model(arch: str, seed: int = 0) -> torch.nn.Module:
-    """A tiny random model in eval mode: a causal LM for decoders, a 3-way classifier for encoders."""
+    """A tiny random model in eval mode: causal LM (decoders) or 3-way classifier (encoders)."""
     torch.manual_seed(seed)
     config = TINY_CONFIGS[arch]()
     if arch in DECODERS:

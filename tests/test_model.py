@@ -224,7 +224,7 @@ def test_bad_inputs_raise_clear_value_errors():
     inputs = batch_inputs()
     with pytest.raises(ValueError, match="source_input_ids has batch size 1"):
         model(**dict(inputs, source_input_ids=inputs["source_input_ids"][:1]))
-    with pytest.raises(ValueError, match="source_input_ids is required.*target_only=True"):
+    with pytest.raises(ValueError, match=r"source_input_ids is required.*target_only=True"):
         model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
     with pytest.raises(ValueError, match="source_input_ids must be a 2-D integer tensor"):
         model(**dict(inputs, source_input_ids=inputs["source_input_ids"].float()))

@@ -61,10 +61,10 @@ class SourceCache:
         return _unpack(entries, dtype, device)
 
     def store(self, keys: Sequence[str], batch: SourceBatch) -> None:
-        """Store each example of ``batch`` (``states`` ``[B, S, D]``, ``mask`` ``[B, S]``) by key."""
+        """Store each example of ``batch`` (states ``[B, S, D]``, mask ``[B, S]``) by key."""
         if len(keys) != batch.mask.shape[0]:
             raise FlareError(
-                f"cache_keys has {len(keys)} entries but the batch has {batch.mask.shape[0]} examples"
+                f"cache_keys has {len(keys)} entries for a batch of {batch.mask.shape[0]} examples"
             )
         tensors, slots = batch.unique_states()
         real = batch.mask.bool()

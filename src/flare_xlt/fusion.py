@@ -42,10 +42,7 @@ class ElementwiseFusion(Fusion):
         raise NotImplementedError
 
     def forward(self, target, source, index, source_mask):
-        if source is None:
-            aligned = torch.zeros_like(target)
-        else:
-            aligned = gather_aligned(source, index)
+        aligned = torch.zeros_like(target) if source is None else gather_aligned(source, index)
         return self.combine(aligned, target)
 
 

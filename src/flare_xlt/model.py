@@ -68,7 +68,7 @@ class FlareModel(nn.Module):
         config: FlareConfig,
         latent_encoder: LatentEncoder | None = None,
     ) -> FlareModel:
-        """Add fresh FLARE adapters to ``base_model`` (modified in place; its weights stay frozen)."""
+        """Add fresh FLARE adapters to ``base_model`` (modified in place; base weights frozen)."""
         if config.source == "latent" and latent_encoder is None:
             raise FlareError("FlareConfig(source='latent') needs a latent_encoder (LatentEncoder)")
         if config.target_modules is None:
@@ -365,7 +365,7 @@ def _layer_index(name: str) -> int:
 
 
 def _shift_layer(name: str, offset: int) -> str:
-    """``...layers.3.q_proj`` -> ``...layers.{3+offset}.q_proj`` (a missing layer means zero source)."""
+    """``...layers.3.q_proj`` -> ``...layers.{3+offset}.q_proj`` (missing layer: zero source)."""
     if offset == 0:
         return name
     index = _layer_index(name)

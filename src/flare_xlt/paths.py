@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def flare_home() -> Path:
-    """Cache root: ``$FLARE_HOME``, else ``$XDG_CACHE_HOME/flare-xlt``, else ``~/.cache/flare-xlt``."""
+    """Cache root: ``$FLARE_HOME``, else ``$XDG_CACHE_HOME/flare-xlt`` (``~/.cache/flare-xlt``)."""
     if env := os.environ.get("FLARE_HOME"):
         return Path(env).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -15,7 +15,7 @@ def flare_home() -> Path:
 
 
 def default_data_dir() -> Path | None:
-    """The dataset directory: ``$FLARE_DATA_DIR``, else ``../shared/data`` if it exists, else None."""
+    """Dataset directory: ``$FLARE_DATA_DIR``, else ``../shared/data`` if it exists, else None."""
     if env := os.environ.get("FLARE_DATA_DIR"):
         return Path(env).expanduser()
     candidate = Path.cwd().parent / "shared" / "data"

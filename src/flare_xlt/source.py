@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
 from torch import Tensor
 
 LATENT_KEY = "latent"
@@ -78,8 +77,3 @@ class FusionContext:
         self.source = None
         self.index = None
         self.capture = None
-
-
-def empty_mask_like(batch_size: int, device: torch.device) -> Tensor:
-    """A ``[B, 0]`` source mask (no source tokens at all)."""
-    return torch.zeros(batch_size, 0, dtype=torch.long, device=device)

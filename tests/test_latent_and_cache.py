@@ -1,0 +1,180 @@
+"""FLARE-MT latent encoder and the per-example source cache."""
+
+import pytest
+import torch
+import transformers as tf
+from conftest import TINY_CONFIGS, random_batch, tiny_m2m100_encoder, tiny_model
+from test_model import randomize_lora_b
+
+from flare_xlt import FlareConfig, FlareError, FlareModel, LatentEncoder, SourceCache
+
+
+def latent_model(arch: str = "llama") -> FlareModel:
+    base = tiny_model(arch)
+    torch.manual_seed(3)
+    encoder = LatentEncoder(tiny_m2m100_encoder(), hidden_size=base.config.hidden_size)
+    return FlareModel.from_base(base, FlareConfig(source="latent"), latent_encoder=encoder)
+
+
+def latent_inputs(seed: int = 0):
+    ids, mask = random_batch(2, 6, seed, pad_left=1)
+    latent_ids, latent_mask = random_batch(2, 8, seed + 10, low=4)
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "latent_input_ids": latent_ids,
+        "latent_attention_mask": latent_mask,
+    }
+
+
+def test_latent_zero_b_equals_base_and_fusion_is_live():
+    base_logits = tiny_model("llama")(
+        **{k: latent_inputs()[k] for k in ("input_ids", "attention_mask")}
+    ).logits
+    model = latent_model()
+    with torch.no_grad():
+        torch.testing.assert_close(model(**latent_inputs()).logits, base_logits, rtol=0, atol=0)
+        randomize_lora_b(model)
+        reference = model(**latent_inputs()).logits
+        changed = dict(
+            latent_inputs(), latent_input_ids=latent_inputs()["latent_input_ids"].flip(1)
+        )
+        assert not torch.allclose(model(**changed).logits, reference, atol=1e-4)
+
+
+def test_latent_gradients_reach_projection_not_encoder():
+    model = latent_model().train()
+    randomize_lora_b(model)
+    model(**latent_inputs()).logits.sum().backward()
+    assert model.latent_encoder.projection.weight.grad is not None
+    assert all(
+        p.grad is None and not p.requires_grad for p in model.latent_encoder.encoder.parameters()
+    )
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert all("lora_" in n or "latent_encoder.projection" in n for n in trainable)
+
+
+def training_losses(model: FlareModel, batches, epochs: int) -> list[float]:
+    """Plain SGD steps over ``batches`` for ``epochs``; returns every step's loss."""
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    model.train()
+    losses = []
+    for _ in range(epochs):
+        for keys, batch in batches:
+            loss = model(**batch, labels=batch["input_ids"], cache_keys=keys).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+    return losses
+
+
+def test_cached_latent_states_give_identical_losses(tmp_path):
+    batches = [(["a", "b"], latent_inputs(0)), (["c", "d"], latent_inputs(1))]
+    uncached = training_losses(latent_model(), batches, epochs=2)
+    for cache in (SourceCache(), SourceCache(tmp_path / "latent")):
+        model = latent_model()
+        model.source_cache = cache
+        assert training_losses(model, batches, epochs=2) == uncached
+        assert len(cache) == 4
+    # the cache really is used: a poisoned encoder changes nothing once states are cached
+    model = latent_model()
+    model.source_cache = SourceCache()
+    training_losses(model, batches[:1], epochs=1)
+    with torch.no_grad():
+        for p in model.latent_encoder.encoder.parameters():
+            p.fill_(float("nan"))
+    assert all(torch.isfinite(torch.tensor(training_losses(model, batches[:1], 1))))
+
+
+def flare_batches():
+    out = []
+    for seed, keys in ((0, ["x1", "x2"]), (1, ["x3", "x4"])):
+        ids, mask = random_batch(2, 7, seed, pad_left=2)
+        source_ids, source_mask = random_batch(2, 5, seed + 5, pad_left=1)
+        out.append(
+            (
+                keys,
+                {
+                    "input_ids": ids,
+                    "attention_mask": mask,
+                    "source_input_ids": source_ids,
+                    "source_attention_mask": source_mask,
+                },
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("arch", ["gemma3", "bert"])
+def test_flare_source_cache_gives_the_same_losses(arch, tmp_path):
+    def fresh():
+        model = FlareModel.from_base(tiny_model(arch), FlareConfig())
+        randomize_lora_b(model)
+        return model
+
+    def losses(model):
+        if arch == "bert":  # a classifier: labels are class ids
+            return _classifier_losses(model, flare_batches())
+        return training_losses(model, flare_batches(), epochs=2)
+
+    reference = losses(fresh())
+    in_memory = fresh()
+    in_memory.source_cache = SourceCache()
+    assert losses(in_memory) == reference
+    on_disk = fresh()
+    on_disk.source_cache = SourceCache(tmp_path, dtype=torch.bfloat16)
+    torch.testing.assert_close(losses(on_disk), reference, rtol=2e-2, atol=1e-3)
+
+
+def _classifier_losses(model, batches):
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    model.train()
+    out = []
+    for _ in range(2):
+        for keys, batch in batches:
+            loss = model(**batch, labels=torch.tensor([0, 2]), cache_keys=keys).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            out.append(loss.item())
+    return out
+
+
+def test_source_cache_refuses_position_alignment():
+    model = FlareModel.from_base(tiny_model("llama"), FlareConfig(alignment="position"))
+    model.source_cache = SourceCache()
+    keys, batch = flare_batches()[0]
+    with pytest.raises(FlareError, match="alignment='token_index'"):
+        model(**batch, cache_keys=keys)
+
+
+def test_latent_adapter_save_and_load(tmp_path):
+    model = latent_model()
+    randomize_lora_b(model)
+    with torch.no_grad():
+        expected = model(**latent_inputs()).logits
+    model.save_pretrained(tmp_path)
+    torch.manual_seed(99)  # the reloaded projection must come from the file
+    encoder = LatentEncoder(tiny_m2m100_encoder(), hidden_size=32)
+    loaded = FlareModel.from_pretrained(tiny_model("llama"), tmp_path, latent_encoder=encoder)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**latent_inputs()).logits, expected, rtol=0, atol=0)
+
+
+def test_latent_encoder_from_pretrained_seq2seq_and_encoder(tmp_path):
+    seq2seq = tmp_path / "m2m100"
+    tf.M2M100ForConditionalGeneration(tiny_m2m100_encoder().config).save_pretrained(seq2seq)
+    latent = LatentEncoder.from_pretrained(str(seq2seq), hidden_size=32)
+    assert latent.encoder_hidden_size == 16 and latent.projection.out_features == 32
+    assert latent(*random_batch(1, 4, 0)).shape == (1, 4, 32)
+    bert = tmp_path / "bert"
+    tf.BertModel(TINY_CONFIGS["bert"]()).save_pretrained(bert)
+    assert LatentEncoder.from_pretrained(str(bert), hidden_size=8).encoder_hidden_size == 32
+    with pytest.raises(FlareError, match="could not load latent encoder"):
+        LatentEncoder.from_pretrained(str(tmp_path / "missing"), hidden_size=8)
+
+
+def test_latent_config_requires_encoder():
+    with pytest.raises(FlareError, match="needs a latent_encoder"):
+        FlareModel.from_base(tiny_model("llama"), FlareConfig(source="latent"))
