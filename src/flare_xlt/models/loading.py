@@ -1,0 +1,158 @@
+"""Load a backbone model and its tokenizer from a built-in name, a directory or a hub id."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from huggingface_hub import constants as hub_constants
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+    MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+)
+
+from flare_xlt.errors import FlareError, ModelUnavailableError
+from flare_xlt.models.prepare import prepare_model
+from flare_xlt.models.registry import BUILTIN_MODELS
+
+TASKS = {
+    "causal_lm": AutoModelForCausalLM,
+    "sequence_classification": AutoModelForSequenceClassification,
+    "question_answering": AutoModelForQuestionAnswering,
+    "encoder": AutoModel,
+}
+
+
+def load_backbone(
+    name_or_path: str,
+    task: str = "causal_lm",
+    num_labels: int | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load ``(model, tokenizer)`` for ``task``.
+
+    ``name_or_path`` is a built-in name (see :func:`~flare_xlt.models.list_models`;
+    converted into the cache on first use), a local HF directory, or a hub id (downloaded
+    by ``from_pretrained``; with ``HF_HUB_OFFLINE=1`` only the local HF cache is used).
+
+    Tasks: ``causal_lm`` (decoders only), ``sequence_classification`` (``num_labels``
+    classes, default 2), ``question_answering`` and ``encoder`` (the bare model; for an
+    encoder-decoder such as NLLB, its encoder stack). Heads that the checkpoint lacks are
+    randomly initialised: for ``sequence_classification`` on multilingual-e5-small that
+    includes BERT's pooler, which must then be trained together with the classifier (a
+    frozen random pooler silently caps accuracy).
+
+    Decoder tokenizers pad on the left, encoder tokenizers on the right; a missing pad
+    token is set to EOS (else UNK) and copied into ``model.config.pad_token_id``.
+    """
+    if task not in TASKS:
+        raise FlareError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+    if num_labels is not None and task != "sequence_classification":
+        raise FlareError(f"num_labels applies to task 'sequence_classification', not {task!r}")
+    source, is_hub = _resolve(name_or_path)
+    hub_kwargs = {"local_files_only": True} if is_hub and _offline() else {}
+    try:
+        config = AutoConfig.from_pretrained(source, **hub_kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source, **hub_kwargs)
+    except (OSError, ValueError) as err:  # ValueError: invalid id, config without model_type
+        raise _unavailable(name_or_path, is_hub, err) from None
+    decoder = _is_decoder(config)
+    if task == "causal_lm" and not decoder:
+        raise FlareError(
+            f"{name_or_path!r} ({config.model_type}) is not a decoder-only model; "
+            "task 'causal_lm' needs one"
+        )
+    if num_labels is not None:
+        config.num_labels = num_labels
+    load_kwargs = dict(hub_kwargs)
+    if task == "encoder" and name_or_path in BUILTIN_MODELS:
+        load_kwargs.update(BUILTIN_MODELS[name_or_path].encoder_kwargs)
+    model = _load_model(name_or_path, source, task, config, dtype, is_hub, load_kwargs)
+    _set_padding(tokenizer, model, decoder)
+    return model, tokenizer
+
+
+def _load_model(
+    name: str,
+    source: str,
+    task: str,
+    config: PretrainedConfig,
+    dtype: torch.dtype,
+    is_hub: bool,
+    load_kwargs: dict,
+) -> PreTrainedModel:
+    try:
+        model = TASKS[task].from_pretrained(source, config=config, dtype=dtype, **load_kwargs)
+    except OSError as err:  # e.g. missing or unreachable weights
+        raise _unavailable(name, is_hub, err) from None
+    except ValueError as err:
+        if "Unrecognized configuration class" not in str(err):
+            raise
+        raise FlareError(
+            f"{name!r} ({config.model_type}) has no {task} model in transformers"
+        ) from None
+    if task == "encoder" and config.is_encoder_decoder:
+        return model.get_encoder()
+    return model
+
+
+def _resolve(name_or_path: str) -> tuple[str, bool]:
+    """``(source for from_pretrained, whether it is a hub id)``."""
+    if name_or_path in BUILTIN_MODELS:
+        return str(prepare_model(name_or_path, verify=False)), False
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return str(path), False
+    if path.exists() or name_or_path.startswith((".", "/", "~")):
+        raise ModelUnavailableError(f"{name_or_path!r} is not a model directory")
+    return name_or_path, True
+
+
+def _offline() -> bool:
+    """HF offline mode, honouring HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE set after import."""
+    flags = (os.environ.get(var, "") for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    on = any(flag.strip().lower() in {"1", "true", "yes", "on"} for flag in flags)
+    return on or hub_constants.HF_HUB_OFFLINE
+
+
+def _unavailable(name: str, is_hub: bool, err: Exception) -> ModelUnavailableError:
+    if not is_hub:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return ModelUnavailableError(f"could not load model directory {name!r}: {reason}")
+    mode = " (HF_HUB_OFFLINE is set)" if _offline() else ""
+    return ModelUnavailableError(
+        f"could not reach Hugging Face model id {name!r}{mode}: offline, no network, or no "
+        f"such model; built-in offline models: {', '.join(BUILTIN_MODELS)}"
+    )
+
+
+def _is_decoder(config: PretrainedConfig) -> bool:
+    kind = config.model_type
+    return (
+        not config.is_encoder_decoder
+        and kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+        and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    )
+
+
+def _set_padding(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, decoder: bool) -> None:
+    tokenizer.padding_side = "left" if decoder else "right"
+    if tokenizer.pad_token is None:
+        fallback = tokenizer.eos_token or tokenizer.unk_token
+        if fallback is None:
+            raise FlareError("the tokenizer has no pad, EOS or UNK token to pad with")
+        tokenizer.pad_token = fallback
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id

@@ -1,0 +1,142 @@
+"""load_backbone on tiny local directories, task errors and unreachable hub ids."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+import transformers as tf
+from conftest import word_level_tokenizer, write_e5s1, write_tokenizer_json
+
+from flare_xlt.errors import FlareError, ModelUnavailableError
+from flare_xlt.models import TASKS, load_backbone, read_e5s1
+from flare_xlt.models.convert import e5_to_bert, e5_tokenizer
+
+WORDS = ["hello", "world", "ibu", "kota"]
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory):
+    """A tiny Llama causal LM whose tokenizer has EOS but no pad token."""
+    path = tmp_path_factory.mktemp("tiny-llama")
+    config = tf.LlamaConfig(
+        vocab_size=8, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1, eos_token_id=1, bos_token_id=None,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    tf.LlamaForCausalLM(config).save_pretrained(path)
+    word_level_tokenizer(WORDS, unk_token="<unk>", eos_token="</s>").save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def e5_dir(tmp_path_factory):
+    """A tiny pooler-less BertModel converted from a synthetic E5S1 file, as saved by convert_e5."""
+    path = tmp_path_factory.mktemp("tiny-e5")
+    synthetic = write_e5s1(path / "tiny.bin")
+    e5_to_bert(read_e5s1(synthetic.path)).save_pretrained(path)
+    tokenizer_json = write_tokenizer_json(path / "source-tokenizer.json", synthetic.scores)
+    e5_tokenizer(tokenizer_json).save_pretrained(path)
+    return path
+
+
+def test_unknown_task_lists_valid_ones():
+    with pytest.raises(FlareError, match="unknown task 'translation'") as info:
+        load_backbone("gemma-3-270m", task="translation")
+    assert all(task in str(info.value) for task in TASKS)
+
+
+def test_num_labels_only_for_classification():
+    with pytest.raises(FlareError, match="num_labels"):
+        load_backbone("gemma-3-270m", task="causal_lm", num_labels=3)
+
+
+def test_decoder_pads_left_and_gets_a_pad_token(llama_dir):
+    model, tokenizer = load_backbone(str(llama_dir), task="causal_lm")
+    assert isinstance(model, tf.LlamaForCausalLM)
+    assert tokenizer.padding_side == "left"
+    assert tokenizer.pad_token == "</s>"
+    assert model.config.pad_token_id == tokenizer.pad_token_id == 1
+    batch = tokenizer(["hello world kota", "ibu"], padding=True, return_tensors="pt")
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [0, 0, 1]]
+    assert model(**batch).logits.shape == (2, 3, 8)
+
+
+def test_decoder_classification_and_dtype(llama_dir):
+    model, _ = load_backbone(
+        str(llama_dir), task="sequence_classification", num_labels=3, dtype=torch.bfloat16
+    )
+    assert isinstance(model, tf.LlamaForSequenceClassification)
+    assert model.score.out_features == 3
+    assert model.dtype == torch.bfloat16
+
+
+def test_encoder_tasks_pad_right(e5_dir):
+    model, tokenizer = load_backbone(str(e5_dir), task="encoder")
+    assert isinstance(model, tf.BertModel)
+    assert tokenizer.padding_side == "right"
+    assert tokenizer.pad_token_id == model.config.pad_token_id == 1
+    classifier, _ = load_backbone(str(e5_dir), task="sequence_classification", num_labels=3)
+    assert isinstance(classifier, tf.BertForSequenceClassification)
+    assert classifier.classifier.out_features == 3
+    torch.testing.assert_close(
+        classifier.bert.embeddings.word_embeddings.weight, model.embeddings.word_embeddings.weight
+    )
+    qa, _ = load_backbone(str(e5_dir), task="question_answering")
+    assert isinstance(qa, tf.BertForQuestionAnswering)
+
+
+def test_causal_lm_on_an_encoder_is_refused(e5_dir):
+    with pytest.raises(FlareError, match="not a decoder-only model"):
+        load_backbone(str(e5_dir), task="causal_lm")
+
+
+def test_missing_head_is_a_flare_error(tmp_path):
+    config = tf.Gemma3TextConfig(
+        vocab_size=8, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=8,
+    )  # fmt: skip
+    tf.Gemma3ForCausalLM(config).save_pretrained(tmp_path)
+    word_level_tokenizer(WORDS, unk_token="<unk>", pad_token="<pad>").save_pretrained(tmp_path)
+    with pytest.raises(FlareError, match="no question_answering model"):
+        load_backbone(str(tmp_path), task="question_answering")
+
+
+def test_encoder_decoder_encoder_task_returns_the_encoder(tmp_path):
+    config = tf.M2M100Config(
+        vocab_size=8, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, pad_token_id=0,
+    )  # fmt: skip
+    tf.M2M100ForConditionalGeneration(config).save_pretrained(tmp_path)
+    word_level_tokenizer(WORDS, pad_token="<pad>", unk_token="<unk>").save_pretrained(tmp_path)
+    encoder, tokenizer = load_backbone(str(tmp_path), task="encoder")
+    assert type(encoder).__name__ == "M2M100Encoder"
+    assert tokenizer.padding_side == "right"
+    ids = tokenizer(["hello world"], return_tensors="pt")["input_ids"]
+    assert encoder(input_ids=ids).last_hidden_state.shape == (1, 2, 16)
+
+
+def test_unreachable_hub_id_is_one_clear_line(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.monotonic()
+    with pytest.raises(ModelUnavailableError) as info:
+        load_backbone("nonexistent-org/nonexistent-model-xyz", task="encoder")
+    message = str(info.value)
+    assert time.monotonic() - start < 10
+    assert "\n" not in message
+    assert "could not reach" in message
+    assert "'nonexistent-org/nonexistent-model-xyz'" in message
+    assert "gemma-3-270m" in message and "multilingual-e5-small" in message
+    assert info.value.__suppress_context__
+
+
+@pytest.mark.parametrize("path", ["./no-such-dir", "/no/such/dir", "~/no-such-flare-model"])
+def test_missing_local_directory(path):
+    with pytest.raises(ModelUnavailableError, match="not a model directory"):
+        load_backbone(path)
+
+
+def test_directory_without_model_files(tmp_path):
+    with pytest.raises(ModelUnavailableError, match="could not load model directory"):
+        load_backbone(str(tmp_path))
