@@ -1,0 +1,45 @@
+"""Loading the backbone as a task model: decoder LLMs score label words, encoders get a head."""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+from flare_xlt.errors import ModelUnavailableError
+from flare_xlt.models import BUILTIN_MODELS, load_backbone
+from flare_xlt.models.loading import _is_decoder as is_decoder_config
+from flare_xlt.recipes.features import HeadKind
+
+CLASSIFIER_HEADS = ("classifier", "pooler", "score")
+
+
+def head_kind(name_or_path: str) -> HeadKind:
+    """``causal_lm`` for decoder LLMs, ``classifier`` for encoders."""
+    if name_or_path in BUILTIN_MODELS:
+        return "causal_lm" if BUILTIN_MODELS[name_or_path].kind == "decoder" else "classifier"
+    try:
+        config = AutoConfig.from_pretrained(name_or_path)
+    except OSError as err:
+        raise ModelUnavailableError(
+            f"could not read the config of {name_or_path!r}: {str(err).splitlines()[0]}"
+        ) from None
+    return "causal_lm" if is_decoder_config(config) else "classifier"
+
+
+def load_task_model(
+    name_or_path: str, head: HeadKind, num_labels: int
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The backbone with what its head needs (a classification head for encoders)."""
+    if head == "causal_lm":
+        model, tokenizer = load_backbone(name_or_path, task="causal_lm")
+    else:
+        model, tokenizer = load_backbone(
+            name_or_path, task="sequence_classification", num_labels=num_labels
+        )
+    return model.eval(), tokenizer
+
+
+def head_modules(model: PreTrainedModel) -> list[str] | None:
+    """Names of an encoder's classification head modules (trained in full in stage 1)."""
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    found = [head for head in CLASSIFIER_HEADS if head in names]
+    return found or None

@@ -1,0 +1,210 @@
+"""Experiment configuration: dataclasses loaded from YAML, with dotted CLI overrides.
+
+Every key is validated up front; a typo names the bad key and the valid ones,
+e.g. ``stage2.learnig_rate: unknown key; valid keys: batch_size, ...``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from flare_xlt.config import FlareConfig
+from flare_xlt.errors import FlareError
+from flare_xlt.languages import resolve_language
+from flare_xlt.recipes.methods import get_method
+from flare_xlt.tasks import get_task_spec
+
+
+@dataclass
+class TrainArgs:
+    """Optimisation settings of one training stage (see :class:`TrainingArguments`)."""
+
+    learning_rate: float = 2e-4
+    num_epochs: float = 3.0
+    max_steps: int | None = None
+    batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    save_every_steps: int | None = 50
+    eval_every_steps: int | None = None
+    early_stopping_patience: int | None = None
+    seed: int = 42
+
+
+@dataclass
+class AdapterArgs:
+    """The stage-2 adapter (LoRA for the baselines, FLARE for the fusion methods)."""
+
+    r: int = 8
+    alpha: float = 16
+    dropout: float = 0.0
+    target_modules: list[str] | None = None
+    fusion: str = "add_relu"
+    source_layer_offset: int = 0
+    source_representation: str = "projection_input"
+    alignment: str = "token_index"
+    source_dropout: float = 0.0
+
+    def flare_config(self, source: str | None, modules_to_save=None) -> FlareConfig:
+        return FlareConfig(
+            **dataclasses.asdict(self), source=source, modules_to_save=modules_to_save
+        )
+
+
+@dataclass
+class DataArgs:
+    """Which data, how much of it, and which English the model sees at test time."""
+
+    data_dir: str | None = None
+    english_side: str = "human"
+    prompt_language: str = "en"
+    max_length: int = 128
+    max_train_examples: int | None = None
+    max_validation_examples: int | None = None
+    max_test_examples: int | None = None
+
+
+@dataclass
+class ExperimentConfig:
+    """A grid of methods x languages x seeds on one task and backbone.
+
+    Attributes:
+        joint_languages: train one adapter per method on all languages' pairs
+            together (multi-target FLARE) and evaluate it on each language.
+        source_cache: reuse source/latent states after the first epoch.
+    """
+
+    name: str = "experiment"
+    task: str = "nusax_senti"
+    languages: list[str] = field(default_factory=lambda: ["javanese"])
+    methods: list[str] = field(default_factory=lambda: ["lora", "flare"])
+    seeds: list[int] = field(default_factory=lambda: [42])
+    backbone: str = "gemma-3-270m"
+    latent_encoder: str = "multilingual-e5-small"
+    output_dir: str | None = None
+    joint_languages: bool = False
+    source_cache: bool = True
+    eval_batch_size: int = 16
+    data: DataArgs = field(default_factory=DataArgs)
+    adapter: AdapterArgs = field(default_factory=AdapterArgs)
+    stage1: TrainArgs = field(default_factory=TrainArgs)
+    stage2: TrainArgs = field(default_factory=TrainArgs)
+
+    def __post_init__(self) -> None:
+        get_task_spec(self.task)
+        for language in self.languages:
+            resolve_language(language)
+        for method in self.methods:
+            get_method(method)
+        if not self.languages or not self.methods or not self.seeds:
+            raise FlareError("languages, methods and seeds must each list at least one entry")
+        if self.data.english_side not in ("human", "machine"):
+            raise FlareError(
+                f"data.english_side={self.data.english_side!r}: choose 'human' or 'machine'"
+            )
+        self.adapter.flare_config("model")  # validates the adapter settings
+
+    @property
+    def root(self) -> Path:
+        return Path(self.output_dir or Path("runs") / self.name)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    base: dict | None = None,
+) -> ExperimentConfig:
+    """Read a YAML config (else ``base``, else the defaults), then apply ``key.sub=value``."""
+    data: dict = copy.deepcopy(base) if base is not None else {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FlareError(f"config file {path} not found")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise FlareError(f"{path} is not valid YAML: {err}") from None
+        if not isinstance(data, dict):
+            raise FlareError(f"{path} must hold a mapping of settings at the top level")
+    for override in overrides or []:
+        key, sep, value = override.partition("=")
+        if not sep:
+            raise FlareError(f"override {override!r} must look like key.sub=value")
+        _set_dotted(data, key.strip(), yaml.safe_load(value))
+    return from_dict(ExperimentConfig, data)
+
+
+def from_dict(cls: type, data: Any, prefix: str = ""):
+    """Build dataclass ``cls`` from nested dicts, naming any bad key by its dotted path."""
+    if not isinstance(data, dict):
+        raise FlareError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if key not in known:
+            raise FlareError(f"{path}: unknown key; valid keys: {', '.join(sorted(known))}")
+        kwargs[key] = _convert(hints[key], value, path)
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise FlareError(f"{prefix or 'config'}: {err}") from None
+
+
+def _convert(hint, value, path: str):
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, f"{path}.")
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is list:
+        items = value if isinstance(value, list) else [value]
+        return [_convert(args[0], item, f"{path}[{i}]") for i, item in enumerate(items)]
+    if hint is float and isinstance(value, str):
+        try:  # YAML reads "2e-4" (no dot) as a string
+            return float(value)
+        except ValueError:
+            raise FlareError(f"{path}: expected a number, got {value!r}") from None
+    if hint is float and _is_number(value):
+        return float(value)
+    if hint is str and _is_number(value):
+        return str(value)
+    valid = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }
+    if not valid.get(hint, True):
+        raise FlareError(f"{path}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def _set_dotted(data: dict, key: str, value) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise FlareError(f"override {key}: {part} is not a section")
+    node[parts[-1]] = value
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -1,0 +1,58 @@
+"""Task data for the recipes: splits with size limits, and the English-only view for stage 1."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+from flare_xlt.errors import FlareError
+from flare_xlt.recipes.config import ExperimentConfig
+from flare_xlt.tasks import ClassificationExample, load_task
+
+SUBSAMPLE_SEED = 0
+
+
+def load_examples(config: ExperimentConfig, language: str, split: str) -> list:
+    """A split of ``config.task`` in ``language``, cut to the configured size.
+
+    Training and validation pairs always use the human English side; at test
+    time the English side is ``config.data.english_side`` (``machine`` is the
+    realistic setting, ``human`` an oracle).
+    """
+    english_side = config.data.english_side if split == "test" else "human"
+    examples = load_task(
+        config.task, language, split, data_dir=config.data.data_dir, english_side=english_side
+    )
+    if examples and not isinstance(examples[0], ClassificationExample):
+        raise FlareError(
+            f"task {config.task!r} is extractive QA; the experiment runner supports "
+            "classification tasks (nusax_senti, xnli, or your own classification file)"
+        )
+    limits = {
+        "train": config.data.max_train_examples,
+        "validation": config.data.max_validation_examples,
+        "test": config.data.max_test_examples,
+    }
+    return subsample(examples, limits[split])
+
+
+def subsample(examples: list, limit: int | None) -> list:
+    """A fixed random subset of ``limit`` examples (same for every method and seed), in order."""
+    if limit is None or limit >= len(examples):
+        return examples
+    keep = sorted(random.Random(SUBSAMPLE_SEED).sample(range(len(examples)), limit))
+    return [examples[i] for i in keep]
+
+
+def english_only(examples: list[ClassificationExample]) -> list[ClassificationExample]:
+    """The English side of each pair as its own example (stage-1 training data)."""
+    english = []
+    for example in examples:
+        if example.source is None:
+            raise FlareError(f"example {example.id!r} has no English side for stage 1")
+        english.append(
+            dataclasses.replace(
+                example, language="eng", target=example.source, source=example.source
+            )
+        )
+    return english

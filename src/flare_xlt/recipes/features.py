@@ -1,0 +1,147 @@
+"""From task examples to token features and padded batches, for every method.
+
+A feature is a dict of plain lists for one example: ``input_ids`` (the main
+input), optionally ``source_input_ids`` (English, for FLARE) or
+``latent_input_ids`` (target text in the latent encoder's tokenizer, for
+FLARE-MT), ``labels`` (class index) and ``cache_key`` (the example id).
+:func:`collate` pads a list of features into ``[B, T]`` tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from flare_xlt.errors import FlareError
+from flare_xlt.recipes.methods import Method
+from flare_xlt.tasks import ClassificationExample, PromptTemplate
+
+HeadKind = Literal["causal_lm", "classifier"]
+
+
+@dataclass
+class Featurizer:
+    """Tokenizes classification examples for one method and one backbone.
+
+    Attributes:
+        tokenizer: the backbone's tokenizer.
+        template: prompt template (used for causal LMs; encoders see raw texts).
+        head: ``causal_lm`` (verbalizer scoring at the last prompt token) or
+            ``classifier`` (a sequence-classification head).
+        method: decides the main input and the extra streams.
+        max_length: token limit of one side; concatenated input gets twice this.
+        latent_tokenizer: tokenizer of the FLARE-MT latent encoder.
+    """
+
+    tokenizer: PreTrainedTokenizerBase
+    template: PromptTemplate
+    head: HeadKind
+    method: Method
+    max_length: int = 128
+    latent_tokenizer: PreTrainedTokenizerBase | None = None
+
+    def __call__(self, example: ClassificationExample) -> dict:
+        if self.method.main_input == "concat":
+            texts = _concatenate(example, "\n" if self.head == "causal_lm" else " ")
+            main = self._encode(texts, 2 * self.max_length)
+        else:
+            main = self._encode(_side(example, self.method.main_input), self.max_length)
+        feature = {"input_ids": main, "labels": example.label, "cache_key": example.id}
+        if self.method.source == "model":
+            feature["source_input_ids"] = self._encode(_side(example, "source"), self.max_length)
+        elif self.method.source == "latent":
+            if self.latent_tokenizer is None:
+                raise FlareError(f"method {self.method.name!r} needs a latent encoder tokenizer")
+            feature["latent_input_ids"] = _truncate(
+                self.latent_tokenizer(" ".join(example.target))["input_ids"], self.max_length
+            )
+        return feature
+
+    def _encode(self, texts: Sequence[str], max_length: int) -> list[int]:
+        if self.head == "causal_lm":
+            prompt = self.template.format(*texts).rstrip(" ")
+            return _truncate(self.tokenizer(prompt)["input_ids"], max_length)
+        encoded = self.tokenizer(*texts, truncation=True, max_length=max_length)
+        return encoded["input_ids"]
+
+
+def _side(example: ClassificationExample, side: str) -> tuple[str, ...]:
+    texts = example.target if side == "target" else example.source
+    if texts is None:
+        raise FlareError(
+            f"example {example.id!r} has no English side, which this method needs; "
+            "translate the data first (flare translate)"
+        )
+    return texts
+
+
+def _concatenate(example: ClassificationExample, separator: str) -> tuple[str, ...]:
+    """Field-wise ``English <sep> target`` (input-level fusion)."""
+    source = _side(example, "source")
+    return tuple(f"{s}{separator}{t}" for s, t in zip(source, example.target, strict=True))
+
+
+def _truncate(ids: list[int], max_length: int) -> list[int]:
+    """Keep the first token (BOS/CLS) and the last ``max_length - 1``: prompts end in the cue."""
+    if len(ids) <= max_length:
+        return ids
+    return ids[:1] + ids[len(ids) - max_length + 1 :]
+
+
+def verbalizer_token_ids(tokenizer: PreTrainedTokenizerBase, template: PromptTemplate) -> list[int]:
+    """First token of ``" " + word`` for each label word; they must be distinct."""
+    ids = [
+        tokenizer(" " + word, add_special_tokens=False)["input_ids"][0]
+        for word in template.verbalizers
+    ]
+    if len(set(ids)) != len(ids):
+        raise FlareError(
+            f"label words {template.verbalizers} start with the same token for this tokenizer; "
+            "use a prompt template whose label words differ in their first token"
+        )
+    return ids
+
+
+@dataclass
+class Collator:
+    """Pads features into a batch: ``input_ids``/``attention_mask`` ``[B, T]`` and friends.
+
+    ``padding_side`` applies to the main and source inputs (left for decoders, so
+    the answer position is the last one); latent inputs are always right-padded.
+    """
+
+    pad_token_id: int
+    padding_side: str = "left"
+    latent_pad_token_id: int = 0
+
+    def __call__(self, features: list[dict]) -> dict:
+        batch = {"cache_keys": [f["cache_key"] for f in features]}
+        streams = (("input_ids", "attention_mask"), ("source_input_ids", "source_attention_mask"))
+        for ids_key, mask_key in streams:
+            if ids_key in features[0]:
+                rows = [f[ids_key] for f in features]
+                batch[ids_key], batch[mask_key] = pad(rows, self.pad_token_id, self.padding_side)
+        if "latent_input_ids" in features[0]:
+            rows = [f["latent_input_ids"] for f in features]
+            batch["latent_input_ids"], batch["latent_attention_mask"] = pad(
+                rows, self.latent_pad_token_id, "right"
+            )
+        if "labels" in features[0]:
+            batch["labels"] = torch.tensor([f["labels"] for f in features])
+        return batch
+
+
+def pad(rows: list[list[int]], pad_id: int, side: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``rows`` of token ids -> ``[B, T]`` ids and mask, padded on ``side``."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(rows), width, dtype=torch.long)
+    for i, row in enumerate(rows):
+        span = slice(width - len(row), width) if side == "left" else slice(0, len(row))
+        ids[i, span] = torch.tensor(row, dtype=torch.long)
+        mask[i, span] = 1
+    return ids, mask

@@ -1,0 +1,71 @@
+"""Training and scoring a classification model on features (shared by stage 1 and stage 2)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from torch import nn
+
+from flare_xlt.evaluate import compute_metric
+from flare_xlt.recipes.config import TrainArgs
+from flare_xlt.recipes.features import Collator
+from flare_xlt.recipes.scoring import ClassificationScorer
+from flare_xlt.recipes.training import TrainingArguments, TrainResult, train
+
+
+def score(
+    model: nn.Module,
+    features: list[dict],
+    scorer: ClassificationScorer,
+    collate: Collator,
+    metric: str,
+    batch_size: int,
+    progress: bool = True,
+    description: str = "evaluating",
+) -> tuple[float, float]:
+    """``(metric value in percent, seconds)`` of ``model`` on labelled ``features``."""
+    start = time.perf_counter()
+    predictions = scorer.predict(model, features, collate, batch_size, progress, description)
+    labels = [f["labels"] for f in features]
+    value = compute_metric(metric, predictions, labels)[metric]
+    return value, time.perf_counter() - start
+
+
+def fit(
+    model: nn.Module,
+    train_features: list[dict],
+    validation_features: list[dict],
+    scorer: ClassificationScorer,
+    collate: Collator,
+    metric: str,
+    args: TrainArgs,
+    output_dir: Path,
+    eval_batch_size: int,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``model`` with early stopping on the validation metric (higher is better)."""
+
+    def validation_metric(trained: nn.Module) -> float:
+        value, _ = score(
+            trained,
+            validation_features,
+            scorer,
+            collate,
+            metric,
+            eval_batch_size,
+            progress,
+            "validation",
+        )
+        return value
+
+    arguments = TrainingArguments(output_dir=output_dir, progress=progress, **asdict(args))
+    return train(
+        model,
+        train_features,
+        collate,
+        arguments,
+        eval_fn=validation_metric if validation_features else None,
+        loss_fn=scorer.loss,
+    )

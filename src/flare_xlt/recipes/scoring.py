@@ -1,0 +1,81 @@
+"""Classification logits, loss and batched prediction, for decoder LLMs and encoders.
+
+A decoder LLM classifies by scoring the label words' first tokens at the answer
+position (the last prompt token, inputs are left-padded), so only one position's
+logits are computed (``logits_to_keep=1``), never the full vocabulary at every
+position. An encoder uses its sequence-classification head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from flare_xlt.model import FlareModel
+
+MODEL_KEYS = ("input_ids", "attention_mask")
+FLARE_KEYS = (
+    "source_input_ids",
+    "source_attention_mask",
+    "latent_input_ids",
+    "latent_attention_mask",
+    "cache_keys",
+)
+
+
+@dataclass
+class ClassificationScorer:
+    """Turns a batch into ``[B, C]`` class logits.
+
+    Attributes:
+        verbalizer_ids: for a causal LM, the token id scored for each class;
+            None for a model with a classification head.
+    """
+
+    verbalizer_ids: list[int] | None = None
+
+    def logits(self, model: nn.Module, batch: dict) -> Tensor:
+        keys = MODEL_KEYS + (FLARE_KEYS if isinstance(model, FlareModel) else ())
+        inputs = {k: batch[k] for k in keys if k in batch}
+        if self.verbalizer_ids is None:
+            return model(**inputs).logits
+        last = model(**inputs, logits_to_keep=1).logits[:, -1]  # [B, V]
+        return last[:, self.verbalizer_ids]
+
+    def loss(self, model: nn.Module, batch: dict) -> Tensor:
+        """Cross-entropy over the classes (the label words, for a causal LM)."""
+        return nn.functional.cross_entropy(self.logits(model, batch), batch["labels"])
+
+    @torch.inference_mode()
+    def predict(
+        self,
+        model: nn.Module,
+        features: Sequence[dict],
+        collate,
+        batch_size: int = 16,
+        progress: bool = True,
+        description: str = "evaluating",
+    ) -> list[int]:
+        """Predicted class per feature, batched by similar length, in the input order."""
+        was_training = model.training
+        device = next(model.parameters()).device
+        model.eval()
+        order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+        predictions = [0] * len(features)
+        starts = range(0, len(order), batch_size)
+        for start in tqdm(starts, desc=description, disable=not progress, leave=False):
+            chunk = order[start : start + batch_size]
+            batch = to_device(collate([features[i] for i in chunk]), device)
+            for i, label in zip(chunk, self.logits(model, batch).argmax(-1).tolist(), strict=True):
+                predictions[i] = label
+        model.train(was_training)
+        return predictions
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    """Move the tensors of ``batch`` to ``device``; other values pass through."""
+    return {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}

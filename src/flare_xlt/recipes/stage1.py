@@ -1,0 +1,95 @@
+"""Stage 1: the English task model, trained once per (backbone, task) and reused by every method.
+
+A LoRA adapter (plus, for encoders, the classification head) is trained on the
+English side of the task data, merged into the base weights and saved as an
+ordinary Hugging Face model directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from flare_xlt.config import FlareConfig
+from flare_xlt.model import FlareModel
+from flare_xlt.recipes.backbone import head_kind, head_modules, load_task_model
+from flare_xlt.recipes.config import ExperimentConfig
+from flare_xlt.recipes.data import english_only, load_examples
+from flare_xlt.recipes.features import Collator, Featurizer, verbalizer_token_ids
+from flare_xlt.recipes.fitting import fit, score
+from flare_xlt.recipes.methods import METHODS
+from flare_xlt.recipes.scoring import ClassificationScorer
+from flare_xlt.tasks import get_task_spec, get_template
+
+logger = logging.getLogger("flare_xlt")
+
+MARKER = "stage1.json"
+
+
+def stage1_model_dir(config: ExperimentConfig) -> Path:
+    return config.root / "stage1" / "model"
+
+
+def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
+    """Train (or reuse) the English task model; returns its directory."""
+    directory = config.root / "stage1"
+    model_dir = directory / "model"
+    if (directory / MARKER).is_file():
+        logger.info("stage 1: reusing the English task model in %s", model_dir)
+        return model_dir
+    spec = get_task_spec(config.task)
+    head = head_kind(config.backbone)
+    model, tokenizer = load_task_model(config.backbone, head, len(spec.label_names))
+    template = get_template(config.task, config.data.prompt_language)
+    scorer = ClassificationScorer(
+        verbalizer_token_ids(tokenizer, template) if head == "causal_lm" else None
+    )
+    featurize = Featurizer(tokenizer, template, head, METHODS["lora"], config.data.max_length)
+    collate = Collator(tokenizer.pad_token_id, tokenizer.padding_side)
+    language = config.languages[0]  # any language's pairs carry the same English side
+    train = [featurize(e) for e in english_only(load_examples(config, language, "train"))]
+    validation = [featurize(e) for e in english_only(load_examples(config, language, "validation"))]
+
+    adapter = FlareConfig(
+        r=config.adapter.r,
+        alpha=config.adapter.alpha,
+        target_modules=config.adapter.target_modules,
+        source=None,
+        modules_to_save=head_modules(model) if head == "classifier" else None,
+    )
+    lora = FlareModel.from_base(model, adapter)
+    logger.info("stage 1: English LoRA on %d examples; %s", len(train), lora.trainable_parameters())
+    result = fit(
+        lora,
+        train,
+        validation,
+        scorer,
+        collate,
+        spec.metric,
+        config.stage1,
+        directory / "train",
+        config.eval_batch_size,
+        progress,
+    )
+    english_score, _ = score(
+        lora, validation, scorer, collate, spec.metric, config.eval_batch_size, progress
+    )
+    merged = lora.merge_and_unload()
+    staging = directory / "model.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    merged.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    shutil.rmtree(model_dir, ignore_errors=True)
+    staging.rename(model_dir)
+    summary = {
+        "backbone": config.backbone,
+        "task": config.task,
+        "english_validation": {spec.metric: english_score},
+        "train_steps": result.global_step,
+        "train_seconds": result.train_seconds,
+    }
+    (directory / MARKER).write_text(json.dumps(summary, indent=2) + "\n")
+    logger.info("stage 1: English validation %s = %.2f", spec.metric, english_score)
+    return model_dir

@@ -1,0 +1,197 @@
+"""Stage 2: one method, one or several target languages, one seed — trained and evaluated.
+
+This is the single code path all methods share; :mod:`flare_xlt.recipes.methods`
+says what differs between them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from torch import nn
+
+from flare_xlt.cache import SourceCache
+from flare_xlt.evaluate import RunResult
+from flare_xlt.latent import LatentEncoder
+from flare_xlt.model import FlareModel
+from flare_xlt.models import load_backbone
+from flare_xlt.recipes.backbone import head_kind, load_task_model
+from flare_xlt.recipes.config import ExperimentConfig
+from flare_xlt.recipes.data import load_examples
+from flare_xlt.recipes.features import Collator, Featurizer, verbalizer_token_ids
+from flare_xlt.recipes.fitting import fit, score
+from flare_xlt.recipes.methods import Method, get_method
+from flare_xlt.recipes.scoring import ClassificationScorer
+from flare_xlt.tasks import get_task_spec, get_template
+
+logger = logging.getLogger("flare_xlt")
+
+RESULT_FILE = "cell.json"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One grid cell: a method trained on ``train_languages`` and tested on each of them."""
+
+    method: str
+    train_languages: tuple[str, ...]
+    seed: int
+
+    @property
+    def name(self) -> str:
+        languages = "+".join(self.train_languages)
+        return f"{self.method}/{languages}/seed{self.seed}"
+
+
+def cell_dir(config: ExperimentConfig, cell: Cell) -> Path:
+    return config.root / "cells" / cell.name
+
+
+def load_cell_results(config: ExperimentConfig, cell: Cell) -> list[RunResult] | None:
+    """Results of a finished cell, or None if it has not finished."""
+    path = cell_dir(config, cell) / RESULT_FILE
+    if not path.is_file():
+        return None
+    return [RunResult.from_dict(r) for r in json.loads(path.read_text())["results"]]
+
+
+@dataclass
+class MethodSetup:
+    """What one method needs on one stage-1 model: the model, featurizer, scorer and collator."""
+
+    method: Method
+    model: nn.Module
+    featurize: Featurizer
+    scorer: ClassificationScorer
+    collate: Collator
+    metric: str
+
+    def features(self, config: ExperimentConfig, language: str, split: str) -> list[dict]:
+        """Featurized examples; cache keys name the split so train and test never collide."""
+        return [
+            dict(self.featurize(e), cache_key=f"{split}/{language}/{e.id}")
+            for e in load_examples(config, language, split)
+        ]
+
+
+def prepare_method(
+    config: ExperimentConfig, method_name: str, stage1_dir: Path, adapter_dir: Path | None = None
+) -> MethodSetup:
+    """Load the stage-1 model and wrap it for ``method_name``: a fresh adapter, or a saved one."""
+    method = get_method(method_name)
+    spec = get_task_spec(config.task)
+    head = head_kind(config.backbone)
+    model, tokenizer = load_task_model(str(stage1_dir), head, len(spec.label_names))
+    template = get_template(config.task, config.data.prompt_language)
+    latent, latent_tokenizer = None, None
+    if method.source == "latent":
+        encoder, latent_tokenizer = load_backbone(config.latent_encoder, task="encoder")
+        latent = LatentEncoder(encoder, model.config.hidden_size, config.latent_encoder)
+    if method.trains and adapter_dir is None:
+        adapter = config.adapter.flare_config(method.source)
+        model = FlareModel.from_base(model, adapter, latent)
+    elif method.trains:
+        model = FlareModel.from_pretrained(model, adapter_dir, latent)
+    if isinstance(model, FlareModel) and config.source_cache and method.source is not None:
+        model.source_cache = SourceCache()
+    return MethodSetup(
+        method=method,
+        model=model,
+        featurize=Featurizer(
+            tokenizer, template, head, method, config.data.max_length, latent_tokenizer
+        ),
+        scorer=ClassificationScorer(
+            verbalizer_token_ids(tokenizer, template) if head == "causal_lm" else None
+        ),
+        collate=Collator(
+            tokenizer.pad_token_id,
+            tokenizer.padding_side,
+            latent_tokenizer.pad_token_id if latent_tokenizer is not None else 0,
+        ),
+        metric=spec.metric,
+    )
+
+
+def run_cell(
+    config: ExperimentConfig, cell: Cell, stage1_dir: Path, progress: bool = True
+) -> list[RunResult]:
+    """Train (if the method trains) and evaluate one cell; resumable, skipped when done."""
+    if (done := load_cell_results(config, cell)) is not None:
+        return done
+    setup = prepare_method(config, cell.method, stage1_dir)
+    directory = cell_dir(config, cell)
+    timings: dict[str, float] = {}
+    if setup.method.trains:
+        train = [f for lang in cell.train_languages for f in setup.features(config, lang, "train")]
+        validation = [
+            f for lang in cell.train_languages for f in setup.features(config, lang, "validation")
+        ]
+        logger.info(
+            "%s: training on %d pairs; %s",
+            cell.name,
+            len(train),
+            setup.model.trainable_parameters(),
+        )
+        result = fit(
+            setup.model,
+            train,
+            validation,
+            setup.scorer,
+            setup.collate,
+            setup.metric,
+            replace(config.stage2, seed=cell.seed),
+            directory / "train",
+            config.eval_batch_size,
+            progress,
+        )
+        setup.model.save_pretrained(directory / "adapter")
+        timings.update(train_seconds=result.train_seconds, train_steps=result.global_step)
+    joint = len(cell.train_languages) > 1
+    results = [
+        evaluate_language(config, setup, language, cell.seed, progress, timings, joint)
+        for language in cell.train_languages
+    ]
+    directory.mkdir(parents=True, exist_ok=True)
+    payload = {"cell": asdict(cell), "results": [asdict(r) for r in results]}
+    tmp = directory / (RESULT_FILE + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    tmp.replace(directory / RESULT_FILE)
+    return results
+
+
+def evaluate_language(
+    config: ExperimentConfig,
+    setup: MethodSetup,
+    language: str,
+    seed: int,
+    progress: bool = True,
+    extra: dict | None = None,
+    joint: bool = False,
+) -> RunResult:
+    """Score ``setup`` on the test split of ``language``."""
+    test = setup.features(config, language, "test")
+    name = setup.method.name
+    value, seconds = score(
+        setup.model,
+        test,
+        setup.scorer,
+        setup.collate,
+        setup.metric,
+        config.eval_batch_size,
+        progress,
+        f"test {name} {language}",
+    )
+    logger.info("%s %s seed %d: test %s = %.2f", name, language, seed, setup.metric, value)
+    return RunResult(
+        method=f"{name} (joint)" if joint else name,
+        language=language,
+        seed=seed,
+        metric=setup.metric,
+        score=value,
+        n_examples=len(test),
+        english_side=config.data.english_side if setup.method.uses_english else "none",
+        extra=dict(extra or {}, eval_seconds=seconds),
+    )

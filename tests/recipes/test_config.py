@@ -1,0 +1,79 @@
+"""Experiment configs: YAML + dotted overrides, validated up front with the bad key named."""
+
+import pytest
+
+from flare_xlt.errors import FlareError
+from flare_xlt.recipes import ExperimentConfig, demo_settings, grid, load_config
+
+
+def test_yaml_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "name: t\ntask: xnli\nlanguages: [sw, ur]\nmethods: [lora, flare]\nseeds: [1, 2]\n"
+        "stage2:\n  learning_rate: 2e-4\n  batch_size: 4\nadapter:\n  fusion: mul\n"
+    )
+    config = load_config(path, ["stage2.batch_size=16", "adapter.r=4", "data.max_length=32"])
+    assert config.stage2.learning_rate == pytest.approx(2e-4)
+    assert (config.stage2.batch_size, config.adapter.r, config.data.max_length) == (16, 4, 32)
+    assert config.adapter.fusion == "mul" and config.seeds == [1, 2]
+    assert str(config.root).endswith("runs/t")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["stage2.learnig_rate=1"], "stage2.learnig_rate: unknown key; valid keys: batch_size"),
+        (["bogus=1"], "bogus: unknown key"),
+        (["methods=[flare, lorra]"], "unknown method 'lorra'"),
+        (["methods=[x_mixup]"], "X-Mixup"),
+        (["languages=[klingon]"], "klingon"),
+        (["task=imdb"], "imdb"),
+        (["stage2.batch_size=many"], "stage2.batch_size: expected int"),
+        (["adapter.fusion=concat"], "fusion='concat' is not valid"),
+        (["data.english_side=oracle"], "english_side='oracle'"),
+        (["stage2=3"], "stage2: expected a mapping"),
+        (["noequals"], "must look like key.sub=value"),
+    ],
+)
+def test_bad_config_names_the_key(overrides, message):
+    with pytest.raises(FlareError, match=message):
+        load_config(overrides=overrides)
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(FlareError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1, 2\n")
+    with pytest.raises(FlareError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_grid_shares_seedless_methods_and_joint_training():
+    config = load_config(
+        overrides=["methods=[zero_shot, flare]", "languages=[jav, sun]", "seeds=[1, 2]"]
+    )
+    names = [cell.name for cell in grid(config)]
+    assert names == [
+        "zero_shot/jav/seed1",
+        "zero_shot/sun/seed1",
+        "flare/jav/seed1",
+        "flare/jav/seed2",
+        "flare/sun/seed1",
+        "flare/sun/seed2",
+    ]
+    config.joint_languages = True
+    assert [c.name for c in grid(config)][-2:] == ["flare/jav+sun/seed1", "flare/jav+sun/seed2"]
+
+
+def test_demo_settings_are_a_valid_config():
+    config = load_config(base=demo_settings(), overrides=["seeds=[7]"])
+    assert isinstance(config, ExperimentConfig) and config.seeds == [7]
+    assert config.methods == [
+        "zero_shot",
+        "translate_test",
+        "lora",
+        "input_fusion",
+        "flare",
+        "flare_mt",
+    ]
