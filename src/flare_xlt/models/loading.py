@@ -68,7 +68,7 @@ def load_backbone(
         tokenizer = AutoTokenizer.from_pretrained(source, **hub_kwargs)
     except (OSError, ValueError) as err:  # ValueError: invalid id, config without model_type
         raise _unavailable(name_or_path, is_hub, err) from None
-    decoder = _is_decoder(config)
+    decoder = is_decoder_config(config)
     if task == "causal_lm" and not decoder:
         raise FlareError(
             f"{name_or_path!r} ({config.model_type}) is not a decoder-only model; "
@@ -138,7 +138,8 @@ def _unavailable(name: str, is_hub: bool, err: Exception) -> ModelUnavailableErr
     )
 
 
-def _is_decoder(config: PretrainedConfig) -> bool:
+def is_decoder_config(config: PretrainedConfig) -> bool:
+    """True for decoder-only LMs: a causal-LM head, no masked-LM head, not encoder-decoder."""
     kind = config.model_type
     return (
         not config.is_encoder_decoder

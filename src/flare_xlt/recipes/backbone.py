@@ -6,7 +6,7 @@ from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from flare_xlt.errors import ModelUnavailableError
 from flare_xlt.models import BUILTIN_MODELS, load_backbone
-from flare_xlt.models.loading import _is_decoder as is_decoder_config
+from flare_xlt.models.loading import is_decoder_config
 from flare_xlt.recipes.features import HeadKind
 
 CLASSIFIER_HEADS = ("classifier", "pooler", "score")
