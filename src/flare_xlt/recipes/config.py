@@ -149,7 +149,8 @@ def load_config(
 def from_dict(cls: type, data: Any, prefix: str = ""):
     """Build dataclass ``cls`` from nested dicts, naming any bad key by its dotted path."""
     if not isinstance(data, dict):
-        raise FlareError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+        where = prefix.rstrip(".") or "config"
+        raise FlareError(f"{where}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     kwargs = {}

@@ -71,6 +71,6 @@ def write_report(config: ExperimentConfig, results: list[RunResult], timings: di
         "stage1": json.loads((root / "stage1" / "stage1.json").read_text()),
     }
     write_results_json(root / "results.json", results, config.to_dict(), provenance, timings)
-    (root / "results.md").write_text(markdown + "\n")
+    (root / "results.md").write_text(markdown.rstrip("\n") + "\n")
     plot_results(table, root / "results.png", title=title)
     return {"table": table, "markdown": markdown, "root": Path(root)}

@@ -1,0 +1,133 @@
+"""The ``flare`` command line: each subcommand maps to one plain function of the library."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flare_xlt.cli import models, translate
+from flare_xlt.errors import FlareError
+
+app = typer.Typer(
+    help="FLARE: cross-lingual transfer by language fusion inside LoRA adapters.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(models.app, name="models")
+app.command("translate")(translate.translate)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Experiment YAML config.")
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config value, e.g. --set stage2.learning_rate=1e-4."),
+]
+DataDirOption = Annotated[
+    Path | None, typer.Option("--data-dir", help="Dataset directory (default: FLARE_DATA_DIR).")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+
+
+def _overrides(values: list[str] | None, data_dir: Path | None) -> list[str]:
+    extra = list(values or [])
+    if data_dir is not None:
+        extra.append(f"data.data_dir={data_dir}")
+    return extra
+
+
+@app.command()
+def experiment(
+    config: Annotated[Path, typer.Argument(help="Experiment YAML config.")],
+    set_: SetOption = None,
+    data_dir: DataDirOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Run (or resume) a grid of methods x languages x seeds and write the report."""
+    from flare_xlt.recipes import load_config, run_experiment
+
+    settings = load_config(config, _overrides(set_, data_dir))
+    report = run_experiment(settings, progress=not quiet)
+    typer.echo(report["markdown"])
+    typer.echo(f"\nwrote {report['root']}/results.json, results.md and results.png")
+
+
+@app.command()
+def train(
+    method: Annotated[str, typer.Option(help="Stage-2 method, e.g. flare, lora, flare_mt.")],
+    lang: Annotated[str, typer.Option(help="Target language, e.g. javanese or jav.")],
+    config: ConfigOption = None,
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 42,
+    set_: SetOption = None,
+    data_dir: DataDirOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Train one method for one language (stage 1 first, if needed) and report its test score."""
+    from flare_xlt.recipes import Cell, load_config, run_cell, run_stage1
+
+    settings = load_config(config, [*_overrides(set_, data_dir), f"languages=[{lang}]"])
+    stage1_dir = run_stage1(settings, progress=not quiet)
+    for result in run_cell(settings, Cell(method, (lang,), seed), stage1_dir, not quiet):
+        typer.echo(f"{result.method} {result.language}: {result.metric} = {result.score:.2f}")
+
+
+@app.command()
+def evaluate(
+    method: Annotated[str, typer.Option(help="The method the adapter was trained with.")],
+    lang: Annotated[str, typer.Option(help="Target language to test on.")],
+    adapter: Annotated[
+        Path | None, typer.Option(help="Adapter directory (trained methods only).")
+    ] = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    data_dir: DataDirOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Evaluate the stage-1 model (zero_shot, translate_test) or a saved adapter on a test set."""
+    from flare_xlt.recipes import evaluate_language, load_config, prepare_method, run_stage1
+
+    settings = load_config(config, [*_overrides(set_, data_dir), f"languages=[{lang}]"])
+    stage1_dir = run_stage1(settings, progress=not quiet)
+    setup = prepare_method(settings, method, stage1_dir, adapter)
+    if setup.method.trains and adapter is None:
+        raise FlareError(f"method {method!r} trains an adapter: pass --adapter DIR")
+    result = evaluate_language(settings, setup, lang, seed=0, progress=not quiet)
+    typer.echo(f"{result.method} {result.language}: {result.metric} = {result.score:.2f}")
+
+
+@app.command()
+def demo(
+    data_dir: DataDirOption = None,
+    output_dir: Annotated[Path | None, typer.Option(help="Where to write the run.")] = None,
+    fast: Annotated[bool, typer.Option(help="A tiny slice, a few steps (a smoke test).")] = False,
+    set_: SetOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """NusaX-senti with Gemma-3-270M on javanese and toba_batak: every method, one table."""
+    from flare_xlt.recipes import demo_settings, load_config, run_experiment
+
+    extra = _overrides(set_, data_dir)
+    if output_dir is not None:
+        extra.append(f"output_dir={output_dir}")
+    settings = load_config(overrides=extra, base=demo_settings(fast))
+    report = run_experiment(settings, progress=not quiet)
+    typer.echo(report["markdown"])
+    typer.echo(f"\nwrote {report['root']}/results.json, results.md and results.png")
+
+
+def main() -> None:
+    """Entry point: user-fixable errors become one line on stderr and exit code 2."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    logger = logging.getLogger("flare_xlt")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        app()
+    except FlareError as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)

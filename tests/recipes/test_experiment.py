@@ -1,0 +1,133 @@
+"""The experiment runner end to end on real NusaX files with tiny random models (no downloads)."""
+
+import csv
+import json
+
+import pytest
+import torch
+import transformers as tf
+from recipe_tokenizer import word_tokenizer
+
+from flare_xlt.evaluate import read_results_json
+from flare_xlt.paths import default_data_dir
+from flare_xlt.recipes import load_config, run_experiment
+from flare_xlt.recipes.demo import DEMO_METHODS
+
+pytestmark = pytest.mark.real_data
+LANGUAGES = ("javanese", "toba_batak")
+
+
+def nusax_texts(data_dir, languages=("english", *LANGUAGES)):
+    texts = []
+    for language in languages:
+        with open(data_dir / "nusax" / "sentiment" / language / "train.csv", newline="") as f:
+            texts += [row["text"] for row in csv.DictReader(f)][:50]
+    return texts + ["Sentiment: negative neutral positive"] * 100  # keep the label words
+
+
+@pytest.fixture(scope="module")
+def tiny_backbones(tmp_path_factory):
+    """A tiny Llama (the backbone) and a tiny BERT (the latent encoder), saved as HF dirs."""
+    data_dir = default_data_dir()
+    if data_dir is None:
+        pytest.skip("no dataset directory (set FLARE_DATA_DIR)")
+    root = tmp_path_factory.mktemp("tiny")
+    tokenizer = word_tokenizer(nusax_texts(data_dir), vocab_size=400)
+    torch.manual_seed(0)
+    llama = tf.LlamaForCausalLM(
+        tf.LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            pad_token_id=0,
+            bos_token_id=2,
+        )
+    )
+    llama.save_pretrained(root / "llama")
+    tokenizer.save_pretrained(root / "llama")
+    bert_tokenizer = word_tokenizer(nusax_texts(data_dir), padding_side="right", vocab_size=300)
+    bert = tf.BertModel(
+        tf.BertConfig(
+            vocab_size=len(bert_tokenizer),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=128,
+        )
+    )
+    bert.save_pretrained(root / "bert")
+    bert_tokenizer.save_pretrained(root / "bert")
+    return root
+
+
+def test_every_demo_method_runs_resumes_and_reports(tiny_backbones, tmp_path):
+    overrides = [
+        f"backbone={tiny_backbones / 'llama'}",
+        f"latent_encoder={tiny_backbones / 'bert'}",
+        f"output_dir={tmp_path / 'run'}",
+        f"methods=[{', '.join(DEMO_METHODS)}]",
+        f"languages=[{', '.join(LANGUAGES)}]",
+        "data.max_train_examples=16",
+        "data.max_validation_examples=8",
+        "data.max_test_examples=12",
+        "data.max_length=48",
+        "stage1.max_steps=2",
+        "stage2.max_steps=2",
+        "stage1.batch_size=4",
+        "stage2.batch_size=4",
+    ]
+    config = load_config(overrides=overrides)
+    report = run_experiment(config, progress=False)
+    root = tmp_path / "run"
+    results = read_results_json(root / "results.json")
+    assert {(r.method, r.language) for r in results} == {
+        (m, lang) for m in DEMO_METHODS for lang in LANGUAGES
+    }
+    assert all(r.n_examples == 12 and 0 <= r.score <= 100 for r in results)
+    sides = {r.method: r.english_side for r in results}
+    assert sides["flare"] == "human" and sides["lora"] == "none" and sides["flare_mt"] == "none"
+    payload = json.loads((root / "results.json").read_text())
+    assert payload["config"]["backbone"].endswith("llama")
+    markdown = (root / "results.md").read_text()
+    assert all(method in markdown for method in DEMO_METHODS) and "English" in markdown
+    assert (root / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (
+        root / "cells" / "flare" / "javanese" / "seed42" / "adapter" / "flare_config.json"
+    ).is_file()
+    assert report["markdown"].rstrip("\n") == markdown.rstrip("\n")
+
+    # a rerun finds every cell done and rewrites the same report without training
+    stamp = (root / "cells" / "flare" / "javanese" / "seed42" / "cell.json").stat().st_mtime_ns
+    run_experiment(config, progress=False)
+    assert (
+        root / "cells" / "flare" / "javanese" / "seed42" / "cell.json"
+    ).stat().st_mtime_ns == stamp
+    assert read_results_json(root / "results.json") == results
+
+
+def test_joint_multi_target_training(tiny_backbones, tmp_path):
+    config = load_config(
+        overrides=[
+            f"backbone={tiny_backbones / 'llama'}",
+            f"output_dir={tmp_path / 'run'}",
+            "methods=[flare]",
+            f"languages=[{', '.join(LANGUAGES)}]",
+            "joint_languages=true",
+            "data.max_train_examples=8",
+            "data.max_validation_examples=4",
+            "data.max_test_examples=6",
+            "stage1.max_steps=1",
+            "stage2.max_steps=2",
+        ]
+    )
+    run_experiment(config, progress=False)
+    results = read_results_json(tmp_path / "run" / "results.json")
+    assert sorted((r.method, r.language) for r in results) == [
+        ("flare (joint)", "javanese"),
+        ("flare (joint)", "toba_batak"),
+    ]
+    assert (tmp_path / "run" / "cells" / "flare" / "javanese+toba_batak" / "seed42").is_dir()
