@@ -1,0 +1,225 @@
+"""The training engine in one process: arguments, checkpoints, early stopping, divergence."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+from itertools import chain
+
+import numpy as np
+import pytest
+import torch
+from ddp_script import RecordingLoss, build_dataset, build_model, collate, trainable_state
+from safetensors.torch import load_file
+
+from flare_xlt.errors import FlareError
+from flare_xlt.recipes.checkpoint import (
+    capture_rng_state,
+    load_trainable_weights,
+    restore_rng_state,
+)
+from flare_xlt.recipes.training import TrainingArguments, TrainingDiverged, train
+
+DATA = build_dataset(12)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: tiny models train several times faster on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def arguments(tmp_path, **overrides) -> TrainingArguments:
+    settings = {"max_steps": 4, "batch_size": 4, "learning_rate": 1e-2, "progress": False}
+    return TrainingArguments(tmp_path / "run", **{**settings, **overrides})
+
+
+def checkpoint_steps(output_dir) -> list[int]:
+    return sorted(int(p.name.split("-")[1]) for p in (output_dir / "checkpoints").glob("step-*"))
+
+
+class Metrics:
+    """An eval_fn replaying fixed metric values, one per call."""
+
+    def __init__(self, *values: float):
+        self.values = list(values)
+
+    def __call__(self, model) -> float:
+        assert not model.training and not torch.is_grad_enabled()
+        torch.rand(3)  # eval's random numbers must not change training's
+        return self.values.pop(0)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("learning_rate", 0.0),
+        ("max_steps", 0),
+        ("batch_size", -1),
+        ("gradient_accumulation_steps", 0),
+        ("warmup_ratio", 1.0),
+        ("weight_decay", -0.1),
+        ("max_grad_norm", 0.0),
+        ("early_stopping_patience", 0),
+        ("keep_checkpoints", 0),
+        ("mixed_precision", "fp8"),
+    ],
+)
+def test_arguments_are_validated(tmp_path, name, value):
+    with pytest.raises(FlareError, match=name):
+        TrainingArguments(tmp_path, **{name: value})
+
+
+def test_trains_and_saves_only_trainable_parameters(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="flare_xlt")
+    model = build_model()
+    frozen = {n: p.clone() for n, p in model.named_parameters() if not p.requires_grad}
+    start = trainable_state(model)
+    stale = tmp_path / "run" / "checkpoints" / ".tmp-step-9"  # a save killed half-way
+    stale.mkdir(parents=True)
+    (stale / "trainer_state.json").write_text("{")
+    loss_fn = RecordingLoss()
+
+    result = train(model, DATA, collate, arguments(tmp_path, log_every_steps=2), loss_fn=loss_fn)
+
+    assert (result.global_step, result.resumed_from_step, result.best_step) == (4, None, None)
+    assert result.epochs_completed == pytest.approx(4 / 3)
+    assert len(result.losses) == 2 and all(math.isfinite(x) for x in result.losses)
+    assert not stale.exists()
+    # non-tensor batch values reach the loss unchanged
+    assert all(isinstance(k, str) for keys in loss_fn.keys for k in keys)
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            assert torch.equal(param, frozen[name]), name
+    assert any(not torch.equal(p, start[n]) for n, p in trainable_state(model).items())
+    saved = load_file(tmp_path / "run" / "final" / "adapter.safetensors")
+    assert saved.keys() == start.keys()
+    for name, tensor in trainable_state(model).items():
+        assert torch.equal(saved[name], tensor)
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(line.startswith("step 2 | epoch 0.67 | loss ") and "| lr " in line for line in lines)
+    assert any(line.startswith("step 4 |") for line in lines)
+
+
+def test_epoch_order_is_set_by_the_seed(tmp_path):
+    orders = []
+    for run, seed in (("a", 1), ("b", 1), ("c", 2)):
+        loss_fn = RecordingLoss()
+        args = arguments(tmp_path / run, seed=seed, max_steps=6)
+        train(build_model(), DATA, collate, args, loss_fn=loss_fn)
+        orders.append(loss_fn.keys)
+    assert orders[0] == orders[1] != orders[2]
+    first, second = orders[0][:3], orders[0][3:]
+    assert first != second  # a new shuffle each epoch ...
+    everything = sorted(e["key"] for e in DATA)
+    assert sorted(chain(*first)) == sorted(chain(*second)) == everything
+
+
+def test_finished_run_is_returned_without_training(tmp_path):
+    first = train(build_model(), DATA, collate, arguments(tmp_path))
+    trained = load_file(tmp_path / "run" / "final" / "adapter.safetensors")
+    model = build_model()
+
+    def no_training(model, batch):
+        raise AssertionError("a finished run was trained again")
+
+    again = train(model, DATA, collate, arguments(tmp_path), loss_fn=no_training)
+
+    assert again == first
+    for name, tensor in trainable_state(model).items():
+        assert torch.equal(tensor, trained[name])
+    with pytest.raises(FlareError, match=r"learning_rate: 0.01 -> 0.001"):
+        train(build_model(), DATA, collate, arguments(tmp_path, learning_rate=1e-3))
+
+
+def test_nan_loss_stops_before_checkpointing_the_bad_step(tmp_path):
+    def nan_at_step_3(model, batch):
+        nan_at_step_3.calls += 1
+        loss = model(**batch).loss
+        return loss * float("nan") if nan_at_step_3.calls == 3 else loss
+
+    nan_at_step_3.calls = 0
+    args = arguments(tmp_path, save_every_steps=1, keep_checkpoints=5)
+    with pytest.raises(TrainingDiverged, match=r"loss is nan at step 3 .*Lower the learning_rate"):
+        train(build_model(), DATA, collate, args, loss_fn=nan_at_step_3)
+
+    run = tmp_path / "run"
+    assert checkpoint_steps(run) == [1, 2]
+    assert not (run / "final").exists() and not (run / "result.json").exists()
+    state = json.loads((run / "checkpoints" / "step-2" / "trainer_state.json").read_text())
+    assert state["loop"]["global_step"] == 2
+    # a changed setting is refused; the same settings resume from the last good step
+    with pytest.raises(FlareError, match="learning_rate"):
+        train(build_model(), DATA, collate, arguments(tmp_path, learning_rate=1e-3))
+    result = train(build_model(), DATA, collate, args)
+    assert (result.resumed_from_step, result.global_step) == (2, 4)
+
+
+def test_early_stopping_restores_the_best_weights(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="flare_xlt")
+    model = build_model()
+    args = arguments(
+        tmp_path, max_steps=20, eval_every_steps=1, early_stopping_patience=2, keep_checkpoints=1
+    )
+    result = train(model, DATA, collate, args, eval_fn=Metrics(0.5, 0.9, 0.7, 0.6, 0.8))
+
+    assert result.stopped_early and result.global_step == 4
+    assert (result.best_metric, result.best_step) == (0.9, 2)
+    assert [h["step"] for h in result.history] == [1, 2, 3, 4]
+    run = tmp_path / "run"
+    assert checkpoint_steps(run) == [2, 4]  # the newest one plus the best
+    best = load_file(run / "checkpoints" / "step-2" / "adapter.safetensors")
+    last = load_file(run / "checkpoints" / "step-4" / "adapter.safetensors")
+    final = load_file(run / "final" / "adapter.safetensors")
+    for name, tensor in trainable_state(model).items():
+        assert torch.equal(tensor, best[name]) and torch.equal(final[name], best[name])
+    assert any(not torch.equal(best[n], last[n]) for n in best)
+    assert any(
+        "eval 0.6000 | best 0.9000 at step 2 | stopping early" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+def test_evaluation_defaults_to_each_epoch_end_and_the_last_step(tmp_path):
+    args = arguments(tmp_path, max_steps=5)  # 3 steps per epoch
+    result = train(build_model(), DATA, collate, args, eval_fn=Metrics(1.0, 2.0))
+    assert [h["step"] for h in result.history] == [3, 5]
+    assert result.best_step == 5
+
+
+def test_eval_fn_does_not_change_the_training_trajectory(tmp_path):
+    plain = train(build_model(), DATA, collate, arguments(tmp_path / "a"))
+    model = build_model()
+    args = arguments(tmp_path / "b", eval_every_steps=1)
+    evaluated = train(model, DATA, collate, args, eval_fn=Metrics(4.0, 3.0, 2.0, 1.0))
+    assert evaluated.losses == plain.losses
+
+
+def test_load_trainable_weights_checks_the_model(tmp_path):
+    train(build_model(), DATA, collate, arguments(tmp_path, max_steps=1))
+    path = tmp_path / "run" / "final" / "adapter.safetensors"
+    model = build_model()
+    load_trainable_weights(model, path)
+    assert all(torch.equal(t, load_file(path)[n]) for n, t in trainable_state(model).items())
+    with pytest.raises(FlareError, match="does not match"):
+        load_trainable_weights(torch.nn.Linear(2, 2), path)
+    with pytest.raises(FlareError, match="no trainable-weights file"):
+        load_trainable_weights(model, tmp_path / "missing.safetensors")
+
+
+def test_rng_state_round_trip():
+    state = capture_rng_state()
+    expected = (torch.rand(2), random.random(), np.random.rand())
+    restore_rng_state(state)
+    again = (torch.rand(2), random.random(), np.random.rand())
+    assert torch.equal(expected[0], again[0]) and expected[1:] == again[1:]
+
+
+def test_early_stopping_needs_an_eval_fn(tmp_path):
+    with pytest.raises(FlareError, match="eval_fn"):
+        train(build_model(), DATA, collate, arguments(tmp_path, early_stopping_patience=1))
