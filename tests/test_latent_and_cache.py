@@ -3,8 +3,13 @@
 import pytest
 import torch
 import transformers as tf
-from conftest import TINY_CONFIGS, random_batch, tiny_m2m100_encoder, tiny_model
-from test_model import randomize_lora_b
+from tiny_models import (
+    TINY_CONFIGS,
+    random_batch,
+    randomize_lora_b,
+    tiny_m2m100_encoder,
+    tiny_model,
+)
 
 from flare_xlt import FlareConfig, FlareError, FlareModel, LatentEncoder, SourceCache
 

@@ -2,18 +2,9 @@
 
 import pytest
 import torch
-from conftest import DECODERS, random_batch, tiny_model
+from tiny_models import DECODERS, random_batch, randomize_lora_b, tiny_model
 
 from flare_xlt import FlareConfig, FlareError, FlareModel
-
-
-def randomize_lora_b(model: FlareModel, seed: int = 1) -> None:
-    """Make the adapter non-trivial (B starts at zero)."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
 
 
 def batch_inputs(seed: int = 0, source_seed: int = 1):
@@ -118,7 +109,7 @@ def test_loading_into_another_architecture_or_size_fails_clearly(tmp_path):
     with pytest.raises(FlareError, match="model_type='llama'"):
         FlareModel.from_pretrained(tiny_model("qwen2"), tmp_path)
     import transformers as tf
-    from conftest import TINY_CONFIGS
+    from tiny_models import TINY_CONFIGS
 
     bigger = TINY_CONFIGS["llama"]()
     bigger.hidden_size, bigger.num_attention_heads = 64, 8

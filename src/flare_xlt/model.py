@@ -134,6 +134,11 @@ class FlareModel(nn.Module):
         return self.hf_model.config
 
     @property
+    def _no_split_modules(self) -> list[str] | None:
+        """The base model's transformer blocks, so FSDP can wrap one block at a time."""
+        return getattr(self.hf_model, "_no_split_modules", None)
+
+    @property
     def device(self) -> torch.device:
         return next(self.hf_model.parameters()).device
 

@@ -131,3 +131,30 @@ def test_joint_multi_target_training(tiny_backbones, tmp_path):
         ("flare (joint)", "toba_batak"),
     ]
     assert (tmp_path / "run" / "cells" / "flare" / "javanese+toba_batak" / "seed42").is_dir()
+
+
+def test_combine_reports_labels_each_run(tiny_backbones, tmp_path):
+    from flare_xlt.recipes import combine_reports
+
+    paths = []
+    for fusion in ("add", "mul"):
+        config = load_config(
+            overrides=[
+                f"backbone={tiny_backbones / 'llama'}",
+                f"output_dir={tmp_path / fusion}",
+                "methods=[flare]",
+                "languages=[javanese]",
+                f"adapter.fusion={fusion}",
+                "data.max_train_examples=4",
+                "data.max_validation_examples=4",
+                "data.max_test_examples=4",
+                "stage1.max_steps=1",
+                "stage2.max_steps=1",
+            ]
+        )
+        run_experiment(config, progress=False)
+        paths.append(tmp_path / fusion / "results.json")
+    markdown = combine_reports(paths, tmp_path / "combined", label_key="adapter.fusion")
+    assert "flare [fusion=add]" in markdown and "flare [fusion=mul]" in markdown
+    combined = read_results_json(tmp_path / "combined" / "results.json")
+    assert sorted(r.method for r in combined) == ["flare [fusion=add]", "flare [fusion=mul]"]

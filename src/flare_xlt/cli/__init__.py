@@ -119,6 +119,21 @@ def demo(
     typer.echo(f"\nwrote {report['root']}/results.json, results.md and results.png")
 
 
+@app.command()
+def report(
+    results: Annotated[list[Path], typer.Argument(help="results.json files of finished runs.")],
+    output_dir: Annotated[Path, typer.Option(help="Where to write the combined table.")],
+    label: Annotated[
+        str | None, typer.Option(help="Config key that tells the runs apart, e.g. adapter.fusion.")
+    ] = None,
+    title: Annotated[str | None, typer.Option(help="Table and plot title.")] = None,
+) -> None:
+    """Combine several experiments' results into one table and plot (e.g. an ablation)."""
+    from flare_xlt.recipes import combine_reports
+
+    typer.echo(combine_reports(results, output_dir, label, title))
+
+
 def main() -> None:
     """Entry point: user-fixable errors become one line on stderr and exit code 2."""
     handler = logging.StreamHandler()

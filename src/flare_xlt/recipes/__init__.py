@@ -8,7 +8,7 @@ from flare_xlt.recipes.config import (
     load_config,
 )
 from flare_xlt.recipes.demo import demo_settings
-from flare_xlt.recipes.experiment import grid, run_experiment, write_report
+from flare_xlt.recipes.experiment import combine_reports, grid, run_experiment, write_report
 from flare_xlt.recipes.methods import METHODS, Method, get_method
 from flare_xlt.recipes.stage1 import run_stage1
 from flare_xlt.recipes.stage2 import Cell, evaluate_language, prepare_method, run_cell
@@ -21,6 +21,7 @@ __all__ = [
     "ExperimentConfig",
     "Method",
     "TrainArgs",
+    "combine_reports",
     "demo_settings",
     "evaluate_language",
     "get_method",

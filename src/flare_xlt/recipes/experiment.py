@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from flare_xlt.errors import FlareError
 from flare_xlt.evaluate import (
     RunResult,
     aggregate,
     plot_results,
+    read_results_json,
     to_markdown,
     write_results_json,
 )
@@ -74,3 +77,38 @@ def write_report(config: ExperimentConfig, results: list[RunResult], timings: di
     (root / "results.md").write_text(markdown.rstrip("\n") + "\n")
     plot_results(table, root / "results.png", title=title)
     return {"table": table, "markdown": markdown, "root": Path(root)}
+
+
+def combine_reports(
+    paths: list[Path], output_dir: Path, label_key: str | None = None, title: str | None = None
+) -> str:
+    """One table from several experiments' results.json (e.g. an ablation run as separate grids).
+
+    With ``label_key`` (a dotted config key such as ``adapter.fusion``) each method is renamed
+    ``"method [fusion=value]"`` after that experiment's setting. Returns the Markdown table.
+    """
+    results: list[RunResult] = []
+    for path in paths:
+        runs = read_results_json(path)
+        if label_key is not None:
+            value = _dotted(json.loads(Path(path).read_text())["config"], label_key, path)
+            label = f"{label_key.rsplit('.', 1)[-1]}={value}"
+            runs = [replace(r, method=f"{r.method} [{label}]") for r in runs]
+        results += runs
+    table = aggregate(results)
+    markdown = to_markdown(table, title=title)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    sources = {"combined_from": [str(p) for p in paths], "label_key": label_key}
+    write_results_json(output_dir / "results.json", results, sources, sources, {})
+    (output_dir / "results.md").write_text(markdown.rstrip("\n") + "\n")
+    plot_results(table, output_dir / "results.png", title=title)
+    return markdown
+
+
+def _dotted(config: dict, key: str, path: Path):
+    node = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise FlareError(f"{path}: its config has no key {key!r}")
+        node = node[part]
+    return node

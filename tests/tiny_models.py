@@ -1,0 +1,114 @@
+"""Tiny random models of several architectures, built in-test (no downloads)."""
+
+from __future__ import annotations
+
+import torch
+import transformers as tf
+
+VOCAB = 64
+
+TINY_CONFIGS = {
+    "llama": lambda: tf.LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        pad_token_id=0,
+    ),
+    "gemma3": lambda: tf.Gemma3TextConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=8,
+        sliding_window=4,
+        pad_token_id=0,
+    ),
+    "qwen2": lambda: tf.Qwen2Config(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        pad_token_id=0,
+    ),
+    "bert": lambda: tf.BertConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=64,
+        num_labels=3,
+        pad_token_id=0,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    ),
+    "xlm-roberta": lambda: tf.XLMRobertaConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=70,
+        num_labels=3,
+        pad_token_id=1,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    ),
+}
+DECODERS = ("llama", "gemma3", "qwen2")
+ENCODERS = ("bert", "xlm-roberta")
+ARCHITECTURES = DECODERS + ENCODERS
+
+
+def tiny_model(arch: str, seed: int = 0) -> torch.nn.Module:
+    """A tiny random model in eval mode: causal LM (decoders) or 3-way classifier (encoders)."""
+    torch.manual_seed(seed)
+    config = TINY_CONFIGS[arch]()
+    if arch in DECODERS:
+        model = tf.AutoModelForCausalLM.from_config(config)
+    else:
+        model = tf.AutoModelForSequenceClassification.from_config(config)
+    return model.eval()
+
+
+def tiny_m2m100_encoder(seed: int = 0) -> torch.nn.Module:
+    """The encoder half of a tiny random M2M100 (the NLLB architecture)."""
+    torch.manual_seed(seed)
+    config = tf.M2M100Config(
+        vocab_size=VOCAB,
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=64,
+        pad_token_id=1,
+    )
+    return tf.M2M100ForConditionalGeneration(config).get_encoder().eval()
+
+
+def random_batch(batch: int, length: int, seed: int, pad_left: int = 0, low: int = 3):
+    """Random ids ``[B, T]`` and a mask with ``pad_left`` left-padding positions in row 0."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(low, VOCAB, (batch, length), generator=generator)
+    mask = torch.ones(batch, length, dtype=torch.long)
+    mask[0, :pad_left] = 0
+    return ids, mask
+
+
+def randomize_lora_b(model, seed: int = 1) -> None:
+    """Make a fresh adapter non-trivial (LoRA B starts at zero)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
