@@ -158,3 +158,59 @@ def test_combine_reports_labels_each_run(tiny_backbones, tmp_path):
     assert "flare [fusion=add]" in markdown and "flare [fusion=mul]" in markdown
     combined = read_results_json(tmp_path / "combined" / "results.json")
     assert sorted(r.method for r in combined) == ["flare [fusion=add]", "flare [fusion=mul]"]
+
+
+@pytest.mark.slow
+def test_cli_train_under_torchrun_runs_real_ddp(tiny_backbones, tmp_path):
+    """``torchrun -m flare_xlt.cli train`` trains one FLARE cell with 2 processes (gloo)."""
+    import os
+    import subprocess
+    import sys
+
+    output = tmp_path / "ddp"
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "flare_xlt.cli",
+        "train",
+        "--method",
+        "flare",
+        "--lang",
+        "javanese",
+        "--quiet",
+        "--set",
+        f"backbone={tiny_backbones / 'llama'}",
+        "--set",
+        f"output_dir={output}",
+        "--set",
+        "data.max_train_examples=16",
+        "--set",
+        "data.max_validation_examples=4",
+        "--set",
+        "data.max_test_examples=4",
+        "--set",
+        "stage1.max_steps=2",
+        "--set",
+        "stage2.max_steps=2",
+        "--set",
+        "stage1.batch_size=4",
+        "--set",
+        "stage2.batch_size=4",
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    cell = output / "cells" / "flare" / "javanese" / "seed42"
+    state = json.loads(
+        next((cell / "train" / "checkpoints").glob("step-*/trainer_state.json")).read_text()
+    )
+    assert state["num_processes"] == 2 and state["saved_by_rank"] == 0
+    assert (cell / "cell.json").is_file() and (cell / "adapter" / "flare_config.json").is_file()
+    assert run.stdout.count("flare javanese: macro_f1 =") == 2  # both ranks evaluated and agree
+    scores = {line for line in run.stdout.splitlines() if line.startswith("flare javanese")}
+    assert len(scores) == 1

@@ -39,7 +39,8 @@ class ClassificationScorer:
     verbalizer_ids: list[int] | None = None
 
     def logits(self, model: nn.Module, batch: dict) -> Tensor:
-        keys = MODEL_KEYS + (FLARE_KEYS if isinstance(model, FlareModel) else ())
+        unwrapped = getattr(model, "module", model)  # DDP/FSDP wrap the model during training
+        keys = MODEL_KEYS + (FLARE_KEYS if isinstance(unwrapped, FlareModel) else ())
         inputs = {k: batch[k] for k in keys if k in batch}
         if self.verbalizer_ids is None:
             return model(**inputs).logits

@@ -17,6 +17,7 @@ from flare_xlt.model import FlareModel
 from flare_xlt.recipes.backbone import head_kind, head_modules, load_task_model
 from flare_xlt.recipes.config import ExperimentConfig
 from flare_xlt.recipes.data import english_only, load_examples
+from flare_xlt.recipes.distributed import is_main_process, wait_for_everyone
 from flare_xlt.recipes.features import Collator, Featurizer, verbalizer_token_ids
 from flare_xlt.recipes.fitting import fit, score
 from flare_xlt.recipes.methods import METHODS
@@ -76,20 +77,27 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
     english_score, _ = score(
         lora, validation, scorer, collate, spec.metric, config.eval_batch_size, progress
     )
+    if is_main_process():
+        _save_merged(lora, tokenizer, directory)
+        summary = {
+            "backbone": config.backbone,
+            "task": config.task,
+            "english_validation": {spec.metric: english_score},
+            "train_steps": result.global_step,
+            "train_seconds": result.train_seconds,
+        }
+        (directory / MARKER).write_text(json.dumps(summary, indent=2) + "\n")
+    wait_for_everyone()
+    logger.info("stage 1: English validation %s = %.2f", spec.metric, english_score)
+    return model_dir
+
+
+def _save_merged(lora: FlareModel, tokenizer, directory: Path) -> None:
+    """Merge the English LoRA and save model + tokenizer atomically as ``directory/model``."""
     merged = lora.merge_and_unload()
     staging = directory / "model.partial"
     shutil.rmtree(staging, ignore_errors=True)
     merged.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    shutil.rmtree(model_dir, ignore_errors=True)
-    staging.rename(model_dir)
-    summary = {
-        "backbone": config.backbone,
-        "task": config.task,
-        "english_validation": {spec.metric: english_score},
-        "train_steps": result.global_step,
-        "train_seconds": result.train_seconds,
-    }
-    (directory / MARKER).write_text(json.dumps(summary, indent=2) + "\n")
-    logger.info("stage 1: English validation %s = %.2f", spec.metric, english_score)
-    return model_dir
+    shutil.rmtree(directory / "model", ignore_errors=True)
+    staging.rename(directory / "model")

@@ -21,6 +21,7 @@ from flare_xlt.models import load_backbone
 from flare_xlt.recipes.backbone import head_kind, load_task_model
 from flare_xlt.recipes.config import ExperimentConfig
 from flare_xlt.recipes.data import load_examples
+from flare_xlt.recipes.distributed import is_main_process, wait_for_everyone
 from flare_xlt.recipes.features import Collator, Featurizer, verbalizer_token_ids
 from flare_xlt.recipes.fitting import fit, score
 from flare_xlt.recipes.methods import Method, get_method
@@ -147,18 +148,21 @@ def run_cell(
             config.eval_batch_size,
             progress,
         )
-        setup.model.save_pretrained(directory / "adapter")
+        if is_main_process():
+            setup.model.save_pretrained(directory / "adapter")
         timings.update(train_seconds=result.train_seconds, train_steps=result.global_step)
     joint = len(cell.train_languages) > 1
     results = [
         evaluate_language(config, setup, language, cell.seed, progress, timings, joint)
         for language in cell.train_languages
     ]
-    directory.mkdir(parents=True, exist_ok=True)
-    payload = {"cell": asdict(cell), "results": [asdict(r) for r in results]}
-    tmp = directory / (RESULT_FILE + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    tmp.replace(directory / RESULT_FILE)
+    if is_main_process():
+        directory.mkdir(parents=True, exist_ok=True)
+        payload = {"cell": asdict(cell), "results": [asdict(r) for r in results]}
+        tmp = directory / (RESULT_FILE + ".tmp")
+        tmp.write_text(json.dumps(payload, indent=2) + "\n")
+        tmp.replace(directory / RESULT_FILE)
+    wait_for_everyone()
     return results
 
 
