@@ -78,6 +78,8 @@ class ExperimentConfig:
     """A grid of methods x languages x seeds on one task and backbone.
 
     Attributes:
+        stage1_dir: where the English task model lives (default ``<output_dir>/stage1``);
+            experiments on the same backbone and task can share it.
         joint_languages: train one adapter per method on all languages' pairs
             together (multi-target FLARE) and evaluate it on each language.
         source_cache: reuse source/latent states after the first epoch.
@@ -91,6 +93,7 @@ class ExperimentConfig:
     backbone: str = "gemma-3-270m"
     latent_encoder: str = "multilingual-e5-small"
     output_dir: str | None = None
+    stage1_dir: str | None = None
     joint_languages: bool = False
     source_cache: bool = True
     eval_batch_size: int = 16
@@ -116,6 +119,10 @@ class ExperimentConfig:
     @property
     def root(self) -> Path:
         return Path(self.output_dir or Path("runs") / self.name)
+
+    @property
+    def stage1_root(self) -> Path:
+        return Path(self.stage1_dir) if self.stage1_dir else self.root / "stage1"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -29,13 +29,9 @@ logger = logging.getLogger("flare_xlt")
 MARKER = "stage1.json"
 
 
-def stage1_model_dir(config: ExperimentConfig) -> Path:
-    return config.root / "stage1" / "model"
-
-
 def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
     """Train (or reuse) the English task model; returns its directory."""
-    directory = config.root / "stage1"
+    directory = config.stage1_root
     model_dir = directory / "model"
     if (directory / MARKER).is_file():
         logger.info("stage 1: reusing the English task model in %s", model_dir)
