@@ -10,6 +10,7 @@ from flare_xlt.evaluate.metrics import (
     squad_f1,
     squad_scores,
 )
+from flare_xlt.evaluate.plots import plot_heatmap, plot_results
 from flare_xlt.evaluate.report import (
     ENGLISH_SIDES,
     Cell,
@@ -19,8 +20,6 @@ from flare_xlt.evaluate.report import (
     average_ranks,
     english_side_line,
     package_versions,
-    plot_heatmap,
-    plot_results,
     read_results_json,
     to_markdown,
     write_results_json,
