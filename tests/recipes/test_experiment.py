@@ -214,3 +214,46 @@ def test_cli_train_under_torchrun_runs_real_ddp(tiny_backbones, tmp_path):
     assert run.stdout.count("flare javanese: macro_f1 =") == 2  # both ranks evaluated and agree
     scores = {line for line in run.stdout.splitlines() if line.startswith("flare javanese")}
     assert len(scores) == 1
+
+
+def test_own_parallel_files_run_with_no_code_change(tiny_backbones, tmp_path):
+    """A user's JSONL files ({language}.{split}.jsonl) go through the same runner."""
+    labels = ["negative", "neutral", "positive"]
+    data = tmp_path / "data"
+    data.mkdir()
+    for split, size in (("train", 12), ("validation", 4), ("test", 6)):
+        rows = [
+            {
+                "id": f"{split}-{i}",
+                "source_text": f"I like this film number {i}",
+                "target_text": f"aku seneng film iki {i}",
+                "label": labels[i % 3],
+            }
+            for i in range(size)
+        ]
+        (data / f"javanese.{split}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    config = load_config(
+        overrides=[
+            "task=my_sentiment",
+            f"data.files={data}/{{language}}.{{split}}.jsonl",
+            f"data.label_names=[{', '.join(labels)}]",
+            "data.metric=macro_f1",
+            f"backbone={tiny_backbones / 'llama'}",
+            f"output_dir={tmp_path / 'run'}",
+            "methods=[lora, flare]",
+            "languages=[javanese]",
+            "stage1.max_steps=1",
+            "stage2.max_steps=1",
+        ]
+    )
+    run_experiment(config, progress=False)
+    results = read_results_json(tmp_path / "run" / "results.json")
+    assert {r.method for r in results} == {"lora", "flare"}
+    assert all(r.metric == "macro_f1" and r.n_examples == 6 for r in results)
+
+
+def test_own_files_need_a_split_placeholder_and_labels():
+    from flare_xlt.errors import FlareError
+
+    with pytest.raises(FlareError, match=r"data.files needs a \{split\} placeholder"):
+        load_config(overrides=["task=mine", "data.files=data.jsonl", "data.label_names=[a, b]"])

@@ -62,9 +62,18 @@ class AdapterArgs:
 
 @dataclass
 class DataArgs:
-    """Which data, how much of it, and which English the model sees at test time."""
+    """Which data, how much of it, and which English the model sees at test time.
+
+    ``files`` points at your own parallel data instead of a built-in task: a path
+    with ``{language}`` and ``{split}`` placeholders (e.g. ``data/{language}.{split}.jsonl``)
+    to CSV/JSONL files with ``source_text``, ``target_text``, ``label`` columns; then
+    ``label_names`` lists the classes and ``metric`` (default ``accuracy``) scores them.
+    """
 
     data_dir: str | None = None
+    files: str | None = None
+    label_names: list[str] | None = None
+    metric: str | None = None
     english_side: str = "human"
     prompt_language: str = "en"
     max_length: int = 128
@@ -103,7 +112,13 @@ class ExperimentConfig:
     stage2: TrainArgs = field(default_factory=TrainArgs)
 
     def __post_init__(self) -> None:
-        get_task_spec(self.task)
+        if self.data.files is None:
+            get_task_spec(self.task)
+        elif "{split}" not in self.data.files or not self.data.label_names:
+            raise FlareError(
+                "data.files needs a {split} placeholder (and {language} for several "
+                "languages), and data.label_names must list the classes"
+            )
         for language in self.languages:
             resolve_language(language)
         for method in self.methods:

@@ -7,7 +7,16 @@ import random
 
 from flare_xlt.errors import FlareError
 from flare_xlt.recipes.config import ExperimentConfig
-from flare_xlt.tasks import ClassificationExample, load_task
+from flare_xlt.tasks import (
+    ClassificationExample,
+    LoadedSplit,
+    PromptTemplate,
+    TaskSpec,
+    get_task_spec,
+    get_template,
+    load_parallel_file,
+    load_task,
+)
 
 SUBSAMPLE_SEED = 0
 
@@ -20,9 +29,12 @@ def load_examples(config: ExperimentConfig, language: str, split: str) -> list:
     realistic setting, ``human`` an oracle).
     """
     english_side = config.data.english_side if split == "test" else "human"
-    examples = load_task(
-        config.task, language, split, data_dir=config.data.data_dir, english_side=english_side
-    )
+    if config.data.files is not None:
+        examples = list(_custom_split(config, language, split).examples)
+    else:
+        examples = load_task(
+            config.task, language, split, data_dir=config.data.data_dir, english_side=english_side
+        )
     if examples and not isinstance(examples[0], ClassificationExample):
         raise FlareError(
             f"task {config.task!r} is extractive QA; the experiment runner supports "
@@ -56,3 +68,31 @@ def english_only(examples: list[ClassificationExample]) -> list[ClassificationEx
             )
         )
     return english
+
+
+def task_spec(config: ExperimentConfig) -> TaskSpec:
+    """The built-in task, or the spec of the user's files (read from the first train file)."""
+    if config.data.files is None:
+        return get_task_spec(config.task)
+    return _custom_split(config, config.languages[0], "train").spec
+
+
+def prompt_template(config: ExperimentConfig, spec: TaskSpec) -> PromptTemplate:
+    """The task's prompt in ``data.prompt_language`` (user files: the generic English one)."""
+    if config.data.files is None:
+        return get_template(config.task, config.data.prompt_language)
+    return spec.prompt
+
+
+def _custom_split(config: ExperimentConfig, language: str, split: str) -> LoadedSplit:
+    path = config.data.files.format(language=language, split=split)
+    loaded = load_parallel_file(
+        path,
+        "classification",
+        config.data.label_names,
+        language,
+        task_name=config.task,
+        metric=config.data.metric,
+    )
+    loaded.log_report()
+    return loaded

@@ -20,10 +20,10 @@ from flare_xlt.evaluate import (
     write_results_json,
 )
 from flare_xlt.recipes.config import ExperimentConfig
+from flare_xlt.recipes.data import task_spec
 from flare_xlt.recipes.methods import get_method
 from flare_xlt.recipes.stage1 import run_stage1
 from flare_xlt.recipes.stage2 import Cell, run_cell
-from flare_xlt.tasks import get_task_spec
 
 logger = logging.getLogger("flare_xlt")
 
@@ -61,7 +61,7 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
 
 def write_report(config: ExperimentConfig, results: list[RunResult], timings: dict) -> dict:
     """results.json (with config, versions, provenance, timings), results.md and results.png."""
-    spec = get_task_spec(config.task)
+    spec = task_spec(config)
     root = config.root
     methods = list(dict.fromkeys(r.method for r in results))
     table = aggregate(results, methods=methods, languages=config.languages)

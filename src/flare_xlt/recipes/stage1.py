@@ -16,13 +16,12 @@ from flare_xlt.config import FlareConfig
 from flare_xlt.model import FlareModel
 from flare_xlt.recipes.backbone import head_kind, head_modules, load_task_model
 from flare_xlt.recipes.config import ExperimentConfig
-from flare_xlt.recipes.data import english_only, load_examples
+from flare_xlt.recipes.data import english_only, load_examples, prompt_template, task_spec
 from flare_xlt.recipes.distributed import is_main_process, wait_for_everyone
 from flare_xlt.recipes.features import Collator, Featurizer, verbalizer_token_ids
 from flare_xlt.recipes.fitting import fit, score
 from flare_xlt.recipes.methods import METHODS
 from flare_xlt.recipes.scoring import ClassificationScorer
-from flare_xlt.tasks import get_task_spec, get_template
 
 logger = logging.getLogger("flare_xlt")
 
@@ -36,10 +35,10 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
     if (directory / MARKER).is_file():
         logger.info("stage 1: reusing the English task model in %s", model_dir)
         return model_dir
-    spec = get_task_spec(config.task)
+    spec = task_spec(config)
     head = head_kind(config.backbone)
     model, tokenizer = load_task_model(config.backbone, head, len(spec.label_names))
-    template = get_template(config.task, config.data.prompt_language)
+    template = prompt_template(config, spec)
     scorer = ClassificationScorer(
         verbalizer_token_ids(tokenizer, template) if head == "causal_lm" else None
     )

@@ -20,13 +20,12 @@ from flare_xlt.model import FlareModel
 from flare_xlt.models import load_backbone
 from flare_xlt.recipes.backbone import head_kind, load_task_model
 from flare_xlt.recipes.config import ExperimentConfig
-from flare_xlt.recipes.data import load_examples
+from flare_xlt.recipes.data import load_examples, prompt_template, task_spec
 from flare_xlt.recipes.distributed import is_main_process, wait_for_everyone
 from flare_xlt.recipes.features import Collator, Featurizer, verbalizer_token_ids
 from flare_xlt.recipes.fitting import fit, score
 from flare_xlt.recipes.methods import Method, get_method
 from flare_xlt.recipes.scoring import ClassificationScorer
-from flare_xlt.tasks import get_task_spec, get_template
 
 logger = logging.getLogger("flare_xlt")
 
@@ -83,10 +82,10 @@ def prepare_method(
 ) -> MethodSetup:
     """Load the stage-1 model and wrap it for ``method_name``: a fresh adapter, or a saved one."""
     method = get_method(method_name)
-    spec = get_task_spec(config.task)
+    spec = task_spec(config)
     head = head_kind(config.backbone)
     model, tokenizer = load_task_model(str(stage1_dir), head, len(spec.label_names))
-    template = get_template(config.task, config.data.prompt_language)
+    template = prompt_template(config, spec)
     latent, latent_tokenizer = None, None
     if method.source == "latent":
         encoder, latent_tokenizer = load_backbone(config.latent_encoder, task="encoder")
