@@ -1,0 +1,215 @@
+"""QA loss and batched prediction: greedy generation (decoder LLMs) or span extraction (encoders).
+
+A decoder LLM's loss is its language-modelling loss on the answer and EOS
+tokens. Only the positions that predict a labelled token get vocabulary logits
+(``logits_to_keep``), not the whole prompt: with left padding the answers sit
+at the end of every row. Prediction is greedy generation from the prompt, cut
+at the first newline or EOS (rows stop generating at either).
+
+An encoder's loss is its start/end cross-entropy; prediction is the best
+valid span (start <= end, inside the passage, at most ``max_new_tokens``
+tokens), turned back into text with the tokens' character offsets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase, StoppingCriteria, StoppingCriteriaList
+
+from flare_xlt.model import FlareModel
+from flare_xlt.recipes.features import HeadKind
+from flare_xlt.recipes.qa_features import IGNORE_INDEX
+from flare_xlt.recipes.scoring import FLARE_KEYS, MODEL_KEYS, to_device
+
+SOURCE_KEYS = (
+    "source_input_ids",
+    "source_attention_mask",
+    "latent_input_ids",
+    "latent_attention_mask",
+)
+
+
+@dataclass
+class QAScorer:
+    """Loss and answer strings for a batch of QA features (see :mod:`qa_features`).
+
+    Attributes:
+        head: ``causal_lm`` (generative) or ``classifier`` (extractive span head).
+        tokenizer: the backbone's tokenizer (decodes generated answers; EOS and pad ids).
+        max_new_tokens: longest answer in tokens: generated tokens for a causal
+            LM, span length for an encoder.
+    """
+
+    head: HeadKind
+    tokenizer: PreTrainedTokenizerBase
+    max_new_tokens: int = 32
+    metric_key: ClassVar[str] = "exact_match"
+
+    def loss(self, model: nn.Module, batch: dict) -> Tensor:
+        """Mean cross-entropy over the answer tokens (causal LM) or over start and end (encoder)."""
+        inputs = _model_inputs(model, batch)
+        if self.head == "classifier":
+            positions = {k: batch[k] for k in ("start_positions", "end_positions")}
+            return model(**inputs, **positions).loss
+        labels = batch["labels"]  # [B, T]
+        length = labels.shape[1]
+        first = int((labels != IGNORE_INDEX).any(0).nonzero()[0])  # earliest labelled column
+        keep = min(length - first + 1, length)
+        logits = model(**inputs, logits_to_keep=keep).logits  # [B, keep, V], last `keep` positions
+        return nn.functional.cross_entropy(
+            logits[:, :-1].flatten(0, 1).float(),
+            labels[:, length - keep + 1 :].flatten(),
+            ignore_index=IGNORE_INDEX,
+        )
+
+    def references(self, features: Sequence[dict]) -> list[list[str]]:
+        """The gold answers of each feature (for ``compute_metric("squad", ...)``)."""
+        return [list(f["references"]) for f in features]
+
+    @torch.inference_mode()
+    def predict(
+        self,
+        model: nn.Module,
+        features: Sequence[dict],
+        collate,
+        batch_size: int = 16,
+        progress: bool = True,
+        description: str = "evaluating",
+    ) -> list[str]:
+        """Predicted answer per feature, batched by similar length, in the input order."""
+        model = getattr(model, "module", model)  # a DDP/FSDP wrapper has no generate
+        was_training = model.training
+        device = next(model.parameters()).device
+        model.eval()
+        key = "prompt_ids" if self.head == "causal_lm" else "input_ids"
+        order = sorted(range(len(features)), key=lambda i: len(features[i][key]))
+        predictions = [""] * len(features)
+        starts = range(0, len(order), batch_size)
+        for start in tqdm(starts, desc=description, disable=not progress, leave=False):
+            chunk = order[start : start + batch_size]
+            batch = to_device(collate([features[i] for i in chunk]), device)
+            if self.head == "causal_lm":
+                answers = self._generate(model, batch)
+            else:
+                output = model(**_model_inputs(model, batch))
+                answers = decode_spans(
+                    output.start_logits, output.end_logits, batch, self.max_new_tokens
+                )
+            for i, answer in zip(chunk, answers, strict=True):
+                predictions[i] = answer
+        model.train(was_training)
+        return predictions
+
+    @cached_property
+    def _newline_ids(self) -> Tensor:
+        """``[N]`` ids of the vocabulary's tokens whose text holds a newline (computed once)."""
+        pieces = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
+        newline = [i for i, piece in enumerate(pieces) if "\n" in piece]
+        return torch.tensor(newline, dtype=torch.long)
+
+    def _generate(self, model: nn.Module, batch: dict) -> list[str]:
+        """Greedy answers from the left-padded ``prompt_input_ids``."""
+        prompt = batch["prompt_input_ids"]  # [B, P]
+        inputs = {"input_ids": prompt, "attention_mask": batch["prompt_attention_mask"]}
+        if isinstance(model, FlareModel):
+            inputs.update({k: batch[k] for k in SOURCE_KEYS if k in batch})
+        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+        newline = self._newline_ids
+        output = model.generate(
+            **inputs,
+            do_sample=False,
+            num_beams=1,
+            max_new_tokens=self.max_new_tokens,
+            eos_token_id=eos,
+            pad_token_id=eos if pad is None else pad,
+            stopping_criteria=StoppingCriteriaList([NewlineStop(newline.to(prompt.device))]),
+        )  # [B, P + new]
+        answers = []
+        for row in output[:, prompt.shape[1] :].tolist():
+            row = row[: row.index(eos)] if eos in row else row
+            answers.append(first_line(self.tokenizer.decode(row, skip_special_tokens=True)))
+        return answers
+
+
+class NewlineStop(StoppingCriteria):
+    """Generation stops for a row once it produced a token holding a newline (the answer ended)."""
+
+    def __init__(self, newline_ids: Tensor):
+        self.newline_ids = newline_ids  # [N], on the device of the generated ids
+
+    def __call__(self, input_ids: Tensor, scores: Tensor, **kwargs) -> Tensor:
+        """``[B, L]`` ids so far -> ``[B]`` bool, whether each row's last token holds a newline."""
+        return torch.isin(input_ids[:, -1], self.newline_ids)
+
+
+def first_line(text: str) -> str:
+    """A generated answer: the text before the first newline, stripped."""
+    return text.split("\n", 1)[0].strip()
+
+
+def best_spans(start_logits: Tensor, end_logits: Tensor, valid: Tensor, max_tokens: int) -> Tensor:
+    """The highest-scoring valid span of each row.
+
+    Args:
+        start_logits, end_logits: ``[B, T]``.
+        valid: ``[B, T]`` bool, the positions a span may start or end at.
+        max_tokens: longest span, in tokens.
+
+    Returns:
+        ``[B, 2]`` (start, end) positions, ``start <= end < start + max_tokens``;
+        ``(-1, -1)`` for a row without a valid position.
+    """
+    length = start_logits.shape[1]
+    index = torch.arange(length, device=start_logits.device)
+    offset = index[None, :] - index[:, None]  # [T, T]: end - start
+    allowed = (offset >= 0) & (offset < max_tokens)
+    allowed = allowed[None] & valid[:, :, None] & valid[:, None, :]  # [B, T, T]
+    scores = start_logits[:, :, None].float() + end_logits[:, None, :].float()
+    best = scores.masked_fill(~allowed, float("-inf")).flatten(1).argmax(-1)  # [B]
+    spans = torch.stack([best // length, best % length], dim=-1)
+    return spans.masked_fill(~allowed.flatten(1).any(-1)[:, None], -1)
+
+
+def decode_spans(
+    start_logits: Tensor, end_logits: Tensor, batch: dict, max_tokens: int
+) -> list[str]:
+    """Answer text of each row: its best valid span, cut from ``batch["contexts"]``.
+
+    Args:
+        start_logits, end_logits: ``[B, T]`` over the columns of ``batch["input_ids"]``
+            (padded on either side: ``attention_mask`` tells the real tokens).
+        batch: a collated extractive batch (``attention_mask``, ``offsets``, ``contexts``).
+        max_tokens: longest span, in tokens.
+    """
+    mask = batch["attention_mask"].bool().cpu()  # [B, T]
+    columns = [row.nonzero().squeeze(-1).tolist() for row in mask]  # real columns, in order
+    valid = torch.zeros_like(mask)
+    for i, (real, offsets) in enumerate(zip(columns, batch["offsets"], strict=True)):
+        for column, offset in zip(real, offsets, strict=True):
+            valid[i, column] = offset is not None
+    spans = best_spans(start_logits.cpu(), end_logits.cpu(), valid, max_tokens)
+    answers = []
+    for real, offsets, context, (start, end) in zip(
+        columns, batch["offsets"], batch["contexts"], spans.tolist(), strict=True
+    ):
+        if start < 0:
+            answers.append("")
+            continue
+        token = {column: j for j, column in enumerate(real)}
+        begin, finish = offsets[token[start]][0], offsets[token[end]][1]
+        answers.append(context[begin:finish].strip())
+    return answers
+
+
+def _model_inputs(model: nn.Module, batch: dict) -> dict:
+    """The main input, and for a FlareModel its source streams and cache keys."""
+    unwrapped = getattr(model, "module", model)  # DDP/FSDP wrap the model during training
+    keys = MODEL_KEYS + (FLARE_KEYS if isinstance(unwrapped, FlareModel) else ())
+    return {k: batch[k] for k in keys if k in batch}
