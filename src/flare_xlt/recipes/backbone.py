@@ -8,8 +8,9 @@ from flare_xlt.errors import ModelUnavailableError
 from flare_xlt.models import BUILTIN_MODELS, load_backbone
 from flare_xlt.models.loading import is_decoder_config
 from flare_xlt.recipes.features import HeadKind
+from flare_xlt.tasks import TaskSpec
 
-CLASSIFIER_HEADS = ("classifier", "pooler", "score")
+CLASSIFIER_HEADS = ("classifier", "pooler", "score", "qa_outputs")
 
 
 def head_kind(name_or_path: str) -> HeadKind:
@@ -26,11 +27,14 @@ def head_kind(name_or_path: str) -> HeadKind:
 
 
 def load_task_model(
-    name_or_path: str, head: HeadKind, num_labels: int
+    name_or_path: str, head: HeadKind, spec: TaskSpec
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The backbone with what its head needs (a classification head for encoders)."""
+    """The backbone with its head: the LM head, or a classification / extractive-QA head."""
+    num_labels = len(spec.label_names)
     if head == "causal_lm":
         model, tokenizer = load_backbone(name_or_path, task="causal_lm")
+    elif spec.kind == "qa":
+        model, tokenizer = load_backbone(name_or_path, task="question_answering")
     else:
         model, tokenizer = load_backbone(
             name_or_path, task="sequence_classification", num_labels=num_labels
@@ -39,7 +43,7 @@ def load_task_model(
 
 
 def head_modules(model: PreTrainedModel) -> list[str] | None:
-    """Names of an encoder's classification head modules (trained in full in stage 1)."""
+    """Names of an encoder's task-head modules (trained in full in stage 1)."""
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     found = [head for head in CLASSIFIER_HEADS if head in names]
     return found or None

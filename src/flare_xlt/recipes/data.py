@@ -35,11 +35,6 @@ def load_examples(config: ExperimentConfig, language: str, split: str) -> list:
         examples = load_task(
             config.task, language, split, data_dir=config.data.data_dir, english_side=english_side
         )
-    if examples and not isinstance(examples[0], ClassificationExample):
-        raise FlareError(
-            f"task {config.task!r} is extractive QA; the experiment runner supports "
-            "classification tasks (nusax_senti, xnli, or your own classification file)"
-        )
     limits = {
         "train": config.data.max_train_examples,
         "validation": config.data.max_validation_examples,
@@ -56,18 +51,29 @@ def subsample(examples: list, limit: int | None) -> list:
     return [examples[i] for i in keep]
 
 
-def english_only(examples: list[ClassificationExample]) -> list[ClassificationExample]:
+def english_only(examples: list) -> list:
     """The English side of each pair as its own example (stage-1 training data)."""
-    english = []
-    for example in examples:
+    return [_english(example) for example in examples]
+
+
+def _english(example):
+    if isinstance(example, ClassificationExample):
         if example.source is None:
             raise FlareError(f"example {example.id!r} has no English side for stage 1")
-        english.append(
-            dataclasses.replace(
-                example, language="eng", target=example.source, source=example.source
-            )
+        return dataclasses.replace(example, language="eng", target=example.source)
+    if not example.has_source or not example.source_answers:
+        raise FlareError(
+            f"QA example {example.id!r} has no English side for stage 1 "
+            "(TyDiQA has none: train stage 1 on XQuAD pairs or translated data)"
         )
-    return english
+    return dataclasses.replace(
+        example,
+        language="eng",
+        context=example.source_context,
+        question=example.source_question,
+        answers=example.source_answers,
+        answer_starts=tuple(example.source_context.find(a) for a in example.source_answers),
+    )
 
 
 def task_spec(config: ExperimentConfig) -> TaskSpec:

@@ -10,35 +10,36 @@ from torch import nn
 
 from flare_xlt.evaluate import compute_metric
 from flare_xlt.recipes.config import TrainArgs
-from flare_xlt.recipes.features import Collator
-from flare_xlt.recipes.scoring import ClassificationScorer
 from flare_xlt.recipes.training import TrainingArguments, TrainResult, train
 
 
 def score(
     model: nn.Module,
     features: list[dict],
-    scorer: ClassificationScorer,
-    collate: Collator,
+    scorer,
+    collate,
     metric: str,
     batch_size: int,
     progress: bool = True,
     description: str = "evaluating",
-) -> tuple[float, float]:
-    """``(metric value in percent, seconds)`` of ``model`` on labelled ``features``."""
+) -> tuple[float, float, dict[str, float]]:
+    """``(main value in percent, seconds, every value)`` of ``model`` on labelled ``features``.
+
+    For QA (metric ``squad``) the main value is exact match, the scorer's ``metric_key``;
+    F1 is among the other values.
+    """
     start = time.perf_counter()
     predictions = scorer.predict(model, features, collate, batch_size, progress, description)
-    labels = [f["labels"] for f in features]
-    value = compute_metric(metric, predictions, labels)[metric]
-    return value, time.perf_counter() - start
+    values = compute_metric(metric, predictions, scorer.references(features))
+    return values[scorer.metric_key or metric], time.perf_counter() - start, values
 
 
 def fit(
     model: nn.Module,
     train_features: list[dict],
     validation_features: list[dict],
-    scorer: ClassificationScorer,
-    collate: Collator,
+    scorer,
+    collate,
     metric: str,
     args: TrainArgs,
     output_dir: Path,
@@ -48,7 +49,7 @@ def fit(
     """Train ``model`` with early stopping on the validation metric (higher is better)."""
 
     def validation_metric(trained: nn.Module) -> float:
-        value, _ = score(
+        value, _, _ = score(
             trained,
             validation_features,
             scorer,

@@ -37,6 +37,11 @@ class ClassificationScorer:
     """
 
     verbalizer_ids: list[int] | None = None
+    metric_key = None  # the task metric's own name is the number to report
+
+    def references(self, features: Sequence[dict]) -> list[int]:
+        """The gold class of each feature."""
+        return [f["labels"] for f in features]
 
     def logits(self, model: nn.Module, batch: dict) -> Tensor:
         unwrapped = getattr(model, "module", model)  # DDP/FSDP wrap the model during training

@@ -15,13 +15,12 @@ from pathlib import Path
 from flare_xlt.config import FlareConfig
 from flare_xlt.model import FlareModel
 from flare_xlt.recipes.backbone import head_kind, head_modules, load_task_model
+from flare_xlt.recipes.components import build_components
 from flare_xlt.recipes.config import ExperimentConfig
 from flare_xlt.recipes.data import english_only, load_examples, prompt_template, task_spec
 from flare_xlt.recipes.distributed import is_main_process, wait_for_everyone
-from flare_xlt.recipes.features import Collator, Featurizer, verbalizer_token_ids
 from flare_xlt.recipes.fitting import fit, score
 from flare_xlt.recipes.methods import METHODS
-from flare_xlt.recipes.scoring import ClassificationScorer
 
 logger = logging.getLogger("flare_xlt")
 
@@ -37,13 +36,12 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
         return model_dir
     spec = task_spec(config)
     head = head_kind(config.backbone)
-    model, tokenizer = load_task_model(config.backbone, head, len(spec.label_names))
+    model, tokenizer = load_task_model(config.backbone, head, spec)
     template = prompt_template(config, spec)
-    scorer = ClassificationScorer(
-        verbalizer_token_ids(tokenizer, template) if head == "causal_lm" else None
+    parts = build_components(
+        spec, tokenizer, template, head, METHODS["lora"], config.data.max_length
     )
-    featurize = Featurizer(tokenizer, template, head, METHODS["lora"], config.data.max_length)
-    collate = Collator(tokenizer.pad_token_id, tokenizer.padding_side)
+    featurize, collate, scorer = parts.featurize, parts.collate, parts.scorer
     language = config.languages[0]  # any language's pairs carry the same English side
     train = [featurize(e) for e in english_only(load_examples(config, language, "train"))]
     validation = [featurize(e) for e in english_only(load_examples(config, language, "validation"))]
@@ -69,7 +67,7 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
         config.eval_batch_size,
         progress,
     )
-    english_score, _ = score(
+    english_score, _, _ = score(
         lora, validation, scorer, collate, spec.metric, config.eval_batch_size, progress
     )
     if is_main_process():

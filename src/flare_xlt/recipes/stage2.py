@@ -10,6 +10,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -19,13 +20,12 @@ from flare_xlt.latent import LatentEncoder
 from flare_xlt.model import FlareModel
 from flare_xlt.models import load_backbone
 from flare_xlt.recipes.backbone import head_kind, load_task_model
+from flare_xlt.recipes.components import build_components
 from flare_xlt.recipes.config import ExperimentConfig
 from flare_xlt.recipes.data import load_examples, prompt_template, task_spec
 from flare_xlt.recipes.distributed import is_main_process, wait_for_everyone
-from flare_xlt.recipes.features import Collator, Featurizer, verbalizer_token_ids
 from flare_xlt.recipes.fitting import fit, score
 from flare_xlt.recipes.methods import Method, get_method
-from flare_xlt.recipes.scoring import ClassificationScorer
 
 logger = logging.getLogger("flare_xlt")
 
@@ -64,9 +64,9 @@ class MethodSetup:
 
     method: Method
     model: nn.Module
-    featurize: Featurizer
-    scorer: ClassificationScorer
-    collate: Collator
+    featurize: Any
+    scorer: Any
+    collate: Any
     metric: str
 
     def features(self, config: ExperimentConfig, language: str, split: str) -> list[dict]:
@@ -84,7 +84,7 @@ def prepare_method(
     method = get_method(method_name)
     spec = task_spec(config)
     head = head_kind(config.backbone)
-    model, tokenizer = load_task_model(str(stage1_dir), head, len(spec.label_names))
+    model, tokenizer = load_task_model(str(stage1_dir), head, spec)
     template = prompt_template(config, spec)
     latent, latent_tokenizer = None, None
     if method.source == "latent":
@@ -97,22 +97,10 @@ def prepare_method(
         model = FlareModel.from_pretrained(model, adapter_dir, latent)
     if isinstance(model, FlareModel) and config.source_cache and method.source is not None:
         model.source_cache = SourceCache()
-    return MethodSetup(
-        method=method,
-        model=model,
-        featurize=Featurizer(
-            tokenizer, template, head, method, config.data.max_length, latent_tokenizer
-        ),
-        scorer=ClassificationScorer(
-            verbalizer_token_ids(tokenizer, template) if head == "causal_lm" else None
-        ),
-        collate=Collator(
-            tokenizer.pad_token_id,
-            tokenizer.padding_side,
-            latent_tokenizer.pad_token_id if latent_tokenizer is not None else 0,
-        ),
-        metric=spec.metric,
+    parts = build_components(
+        spec, tokenizer, template, head, method, config.data.max_length, latent_tokenizer
     )
+    return MethodSetup(method, model, parts.featurize, parts.scorer, parts.collate, spec.metric)
 
 
 def run_cell(
@@ -177,7 +165,7 @@ def evaluate_language(
     """Score ``setup`` on the test split of ``language``."""
     test = setup.features(config, language, "test")
     name = setup.method.name
-    value, seconds = score(
+    value, seconds, values = score(
         setup.model,
         test,
         setup.scorer,
@@ -187,14 +175,14 @@ def evaluate_language(
         progress,
         f"test {name} {language}",
     )
-    logger.info("%s %s seed %d: test %s = %.2f", name, language, seed, setup.metric, value)
+    logger.info("%s %s seed %d: test %s", name, language, seed, values)
     return RunResult(
         method=f"{name} (joint)" if joint else name,
         language=language,
         seed=seed,
-        metric=setup.metric,
+        metric=setup.scorer.metric_key or setup.metric,
         score=value,
         n_examples=len(test),
         english_side=config.data.english_side if setup.method.uses_english else "none",
-        extra=dict(extra or {}, eval_seconds=seconds),
+        extra=dict(extra or {}, eval_seconds=seconds, scores=values),
     )
