@@ -250,3 +250,14 @@ def test_trainable_parameters_summary():
     # q_proj (32 -> 32) and v_proj (32 -> 16) in 2 layers: A is r x d_in, B is d_out x r
     assert summary.trainable == 2 * (4 * 32 + 32 * 4 + 4 * 32 + 16 * 4)
     assert "trainable params" in str(summary)
+
+
+def test_calling_the_hf_model_directly_does_not_reuse_a_stale_source():
+    model = FlareModel.from_base(tiny_model("llama"), FlareConfig())
+    randomize_lora_b(model)
+    inputs = batch_inputs()
+    target = {k: inputs[k] for k in ("input_ids", "attention_mask")}
+    with torch.no_grad():
+        model(**inputs)  # leaves the source in place, for gradient checkpointing's recompute
+        direct = model.hf_model(**target).logits
+        torch.testing.assert_close(direct, model(**target, target_only=True).logits)

@@ -192,7 +192,8 @@ class FlareModel(nn.Module):
         )
         if labels is not None:
             kwargs["labels"] = labels
-        return self.peft_model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        with self.context.calling():
+            return self.peft_model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
 
     @torch.no_grad()
     def generate(
@@ -226,9 +227,10 @@ class FlareModel(nn.Module):
             target_only,
         )
         try:
-            return self.hf_model.generate(
-                input_ids=input_ids, attention_mask=attention_mask, **generate_kwargs
-            )
+            with self.context.calling():
+                return self.hf_model.generate(
+                    input_ids=input_ids, attention_mask=attention_mask, **generate_kwargs
+                )
         finally:
             self.context.clear()
 
@@ -326,6 +328,8 @@ class FlareModel(nn.Module):
 
     def _align_target(self, module, args, kwargs):
         """Forward pre-hook on the HF model: align this call's target tokens to the source."""
+        if not self.context.in_call:  # the HF model called directly: no stale source
+            self.context.clear()
         source = self.context.source
         if source is None:
             self.context.index = None

@@ -8,6 +8,7 @@ which re-runs layer forwards during ``backward()``, sees the same source.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from torch import Tensor
@@ -61,11 +62,23 @@ class FusionContext:
             source sequence (see :func:`flare_xlt.alignment.alignment_index`).
         capture: while not None, fused layers record their inputs here by key
             and run their frozen base projection only (the source pass).
+        in_call: set while the FlareModel runs its own target forward; a direct call
+            of the wrapped HF model clears the (stale) source instead of reusing it.
     """
 
     source: SourceBatch | None = None
     index: Tensor | None = None
     capture: dict[str, Tensor] | None = field(default=None)
+    in_call: bool = False
+
+    @contextmanager
+    def calling(self):
+        """Marks a target forward (or generation) started by the FlareModel itself."""
+        self.in_call = True
+        try:
+            yield
+        finally:
+            self.in_call = False
 
     def source_for(self, key: str) -> Tensor | None:
         """The ``[B, S, D]`` source tensor of ``key``, or None when there is none."""
