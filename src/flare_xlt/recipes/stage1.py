@@ -19,7 +19,7 @@ from flare_xlt.recipes.components import build_components
 from flare_xlt.recipes.config import ExperimentConfig
 from flare_xlt.recipes.data import english_only, load_examples, prompt_template, task_spec
 from flare_xlt.recipes.distributed import is_main_process, wait_for_everyone
-from flare_xlt.recipes.fitting import fit, score
+from flare_xlt.recipes.fitting import fit
 from flare_xlt.recipes.methods import METHODS
 
 logger = logging.getLogger("flare_xlt")
@@ -67,9 +67,7 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
         config.eval_batch_size,
         progress,
     )
-    english_score, _, _ = score(
-        lora, validation, scorer, collate, spec.metric, config.eval_batch_size, progress
-    )
+    english_score = result.best_metric  # the best weights are restored: no second scoring
     if is_main_process():
         _save_merged(lora, tokenizer, directory)
         summary = {
@@ -81,7 +79,7 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
         }
         (directory / MARKER).write_text(json.dumps(summary, indent=2) + "\n")
     wait_for_everyone()
-    logger.info("stage 1: English validation %s = %.2f", spec.metric, english_score)
+    logger.info("stage 1: English validation %s = %s", spec.metric, english_score)
     return model_dir
 
 
