@@ -3,14 +3,19 @@
 import pytest
 import torch
 
-from flare_xlt.alignment import alignment_index, gather_aligned, pack_real_tokens_first
+from flare_xlt.alignment import (
+    Alignment,
+    alignment_index,
+    gather_aligned,
+    pack_real_tokens_first,
+)
 from flare_xlt.config import FUSIONS
 from flare_xlt.errors import FlareError
 from flare_xlt.fusion import build_fusion
 
 S = torch.tensor([[[1.0, -2.0], [3.0, -4.0]]])  # aligned source [1, 2, 2]
 T = torch.tensor([[[-0.5, 2.0], [1.5, -1.0]]])  # target [1, 2, 2]
-IDENTITY = torch.tensor([[0, 1]])
+IDENTITY = Alignment.from_index(torch.tensor([[0, 1]]))
 MASK = torch.ones(1, 2, dtype=torch.long)
 
 EXPECTED = {
@@ -94,9 +99,14 @@ def test_position_alignment_is_raw_positions():
     assert alignment_index(target, 4, source, mode="position").tolist() == [[0, 1, 2, -1]]
 
 
+def test_alignment_skips_the_mask_when_every_token_has_a_partner():
+    assert Alignment.from_index(torch.tensor([[0, 1]])).missing is None
+    assert Alignment.from_index(torch.tensor([[0, -1]])).missing.tolist() == [[[False], [True]]]
+
+
 def test_gather_aligned_zeroes_missing_partners():
     source = torch.arange(6.0).view(1, 3, 2)
-    out = gather_aligned(source, torch.tensor([[2, -1, 0]]))
+    out = gather_aligned(source, Alignment.from_index(torch.tensor([[2, -1, 0]])))
     assert out.tolist() == [[[4.0, 5.0], [0.0, 0.0], [0.0, 1.0]]]
 
 

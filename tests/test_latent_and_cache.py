@@ -183,3 +183,18 @@ def test_latent_encoder_from_pretrained_seq2seq_and_encoder(tmp_path):
 def test_latent_config_requires_encoder():
     with pytest.raises(FlareError, match="needs a latent_encoder"):
         FlareModel.from_base(tiny_model("llama"), FlareConfig(source="latent"))
+
+
+def test_source_pass_keeps_one_tensor_per_distinct_layer_input():
+    """q_proj and v_proj see the same input: the source batch (and the cache) hold it once."""
+    model = FlareModel.from_base(tiny_model("llama"), FlareConfig())
+    keys, batch = flare_batches()[0]
+    with torch.no_grad():
+        model(**batch)
+    tensors, slots = model.context.source.unique_states()
+    assert len(slots) == 4 and len(tensors) == 2  # 2 layers x (q_proj, v_proj)
+    model.source_cache = SourceCache()
+    with torch.no_grad():
+        model(**batch, cache_keys=keys)
+    stored, _ = model.source_cache._memory[keys[0]]
+    assert len(stored) == 2

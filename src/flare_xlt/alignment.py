@@ -11,6 +11,8 @@ whole sequence, so each new token's absolute position is known.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
@@ -56,20 +58,41 @@ def alignment_index(
     return torch.where(has_partner, partner, torch.full_like(partner, -1))
 
 
-def gather_aligned(source: Tensor, index: Tensor) -> Tensor:
+@dataclass(frozen=True)
+class Alignment:
+    """An alignment index prepared once per step for every fused layer.
+
+    Attributes:
+        index: ``[B, T]`` source position per target token, ``-1`` = no partner.
+        safe_index: ``[B, T]`` the same with ``-1`` replaced by 0 (a valid gather index).
+        missing: ``[B, T, 1]`` True where a token has no partner; None when all have one.
+    """
+
+    index: Tensor
+    safe_index: Tensor
+    missing: Tensor | None
+
+    @classmethod
+    def from_index(cls, index: Tensor) -> Alignment:
+        missing = (index < 0).unsqueeze(-1)
+        return cls(index, index.clamp(min=0), missing if bool(missing.any()) else None)
+
+
+def gather_aligned(source: Tensor, alignment: Alignment) -> Tensor:
     """Pick each target token's source partner.
 
     Args:
         source: ``[B, S, D]`` source representations.
-        index: ``[B, T]`` from :func:`alignment_index` (``-1`` = no partner).
+        alignment: from :func:`alignment_index` via :meth:`Alignment.from_index`.
 
     Returns:
         ``[B, T, D]``; rows without a partner are zero.
     """
-    has_partner = (index >= 0).unsqueeze(-1)
-    safe_index = index.clamp(min=0).unsqueeze(-1).expand(-1, -1, source.shape[-1])
-    picked = source.gather(1, safe_index)
-    return picked * has_partner.to(picked.dtype)
+    gather_index = alignment.safe_index.unsqueeze(-1).expand(-1, -1, source.shape[-1])
+    picked = source.gather(1, gather_index)
+    if alignment.missing is None:
+        return picked
+    return picked.masked_fill(alignment.missing, 0.0)
 
 
 def pack_real_tokens_first(ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:

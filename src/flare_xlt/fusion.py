@@ -1,7 +1,7 @@
 """Fusion functions ``phi(s, t)`` applied inside the LoRA bottleneck.
 
 All fusions see the target stream ``t = A x_t`` of shape ``[B, T, r]`` and the
-source stream ``A x_s`` of shape ``[B, S, r]`` with its alignment index
+source stream ``A x_s`` of shape ``[B, S, r]`` with its :class:`~flare_xlt.alignment.Alignment`
 ``[B, T]`` (see :mod:`flare_xlt.alignment`). Element-wise fusions combine each
 target token with its aligned source token (zero where it has none);
 cross-attention lets each target token attend over all real source tokens.
@@ -16,19 +16,19 @@ import math
 import torch
 from torch import Tensor, nn
 
-from flare_xlt.alignment import gather_aligned
+from flare_xlt.alignment import Alignment, gather_aligned
 from flare_xlt.config import FUSIONS
 from flare_xlt.errors import FlareError
 
 
 class Fusion(nn.Module):
-    """Base class: ``forward(target, source, index, source_mask) -> [B, T, r]``."""
+    """Base class: ``forward(target, source, alignment, source_mask) -> [B, T, r]``."""
 
     def forward(
         self,
         target: Tensor,
         source: Tensor | None,
-        index: Tensor | None,
+        alignment: Alignment | None,
         source_mask: Tensor | None,
     ) -> Tensor:
         raise NotImplementedError
@@ -41,8 +41,8 @@ class ElementwiseFusion(Fusion):
         """``[B, T, r] x [B, T, r] -> [B, T, r]``."""
         raise NotImplementedError
 
-    def forward(self, target, source, index, source_mask):
-        aligned = torch.zeros_like(target) if source is None else gather_aligned(source, index)
+    def forward(self, target, source, alignment, source_mask):
+        aligned = torch.zeros_like(target) if source is None else gather_aligned(source, alignment)
         return self.combine(aligned, target)
 
 
@@ -99,7 +99,7 @@ class CrossAttention(Fusion):
         self.key = nn.Linear(r, r)
         self.value = nn.Linear(r, r)
 
-    def forward(self, target, source, index, source_mask):
+    def forward(self, target, source, alignment, source_mask):
         if source is None:
             return target
         scores = self.query(target) @ self.key(source).transpose(1, 2)  # [B, T, S]

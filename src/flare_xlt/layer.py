@@ -60,7 +60,7 @@ class FlareLinear(LoraLinear):
         """``x``: ``[B, T, d_in]`` -> ``[B, T, d_out]``."""
         context = self.flare_context
         if context is not None and context.capture is not None:
-            context.capture[self.flare_key] = x.detach()
+            context.capture[self.flare_key] = x  # no graph (no_grad); shared inputs stay one tensor
             return self.base_layer(x, *args, **kwargs)
         if self.disable_adapters or self.merged or not self.lora_fusion:
             return super().forward(x, *args, **kwargs)
@@ -77,7 +77,7 @@ class FlareLinear(LoraLinear):
             if source is not None:
                 source_low = down(dropout(source.to(down.weight.dtype)))
             mask = context.source.mask if source is not None else None
-            fused = self.lora_fusion[name](target, source_low, context.index, mask)
+            fused = self.lora_fusion[name](target, source_low, context.alignment, mask)
             result = result + up(fused) * scaling
         return result.to(x.dtype)
 

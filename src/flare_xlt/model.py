@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from flare_xlt.alignment import alignment_index, pack_real_tokens_first
+from flare_xlt.alignment import Alignment, alignment_index, pack_real_tokens_first
 from flare_xlt.cache import SourceCache
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
@@ -57,6 +57,9 @@ class FlareModel(nn.Module):
         self.context = FusionContext()
         self.source_cache: SourceCache | None = None
         self._wire_layers()
+        body = self.hf_model.base_model
+        accepts_cache = "use_cache" in inspect.signature(body.forward).parameters
+        self._source_pass_options = {"use_cache": False} if accepts_cache else {}
         self.train(self.hf_model.training)  # keep the base model's mode
         self.hf_model.register_forward_pre_hook(self._align_target, with_kwargs=True)
 
@@ -308,11 +311,10 @@ class FlareModel(nn.Module):
     def _source_pass(self, ids: Tensor, mask: Tensor) -> SourceBatch:
         """English input through the transformer body, adapter off, eval mode, no graph."""
         body = self.hf_model.base_model  # the body without the task head (no vocab logits)
-        kwargs = {"input_ids": ids, "attention_mask": mask}
-        if "use_cache" in inspect.signature(body.forward).parameters:
-            kwargs["use_cache"] = False
+        kwargs = {"input_ids": ids, "attention_mask": mask, **self._source_pass_options}
         was_training = self.training
-        self.eval()
+        if was_training:
+            self.eval()  # deterministic source: no dropout
         try:
             if self.flare_config.source_representation == "hidden_state":
                 hidden = body(**kwargs, output_hidden_states=True).hidden_states
@@ -323,7 +325,8 @@ class FlareModel(nn.Module):
                 states = self.context.capture
         finally:
             self.context.capture = None
-            self.train(was_training)
+            if was_training:
+                self.train()
         return SourceBatch(states, mask)
 
     def _align_target(self, module, args, kwargs):
@@ -332,7 +335,7 @@ class FlareModel(nn.Module):
             self.context.clear()
         source = self.context.source
         if source is None:
-            self.context.index = None
+            self.context.alignment = None
             return None
         input_ids = kwargs.get("input_ids", args[0] if args else None)
         tokens = input_ids if input_ids is not None else kwargs["inputs_embeds"]
@@ -342,9 +345,8 @@ class FlareModel(nn.Module):
             past = kwargs.get("cache_position")
             total = num_new + (int(past[0]) if past is not None else 0)
             mask = torch.ones(tokens.shape[0], total, dtype=torch.long, device=tokens.device)
-        self.context.index = alignment_index(
-            mask, num_new, source.mask, self.flare_config.alignment
-        )
+        index = alignment_index(mask, num_new, source.mask, self.flare_config.alignment)
+        self.context.alignment = Alignment.from_index(index)
         return None
 
     def _wire_layers(self) -> None:

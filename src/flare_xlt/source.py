@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
+from flare_xlt.alignment import Alignment
+
 LATENT_KEY = "latent"
 
 
@@ -58,8 +60,8 @@ class FusionContext:
     Attributes:
         source: the step's source batch, or None (every fused layer then uses a
             zero source, i.e. ``phi(0, t)``).
-        index: ``[B, T]`` alignment of the current call's target tokens into the
-            source sequence (see :func:`flare_xlt.alignment.alignment_index`).
+        alignment: where the current call's target tokens find their source
+            partners (see :func:`flare_xlt.alignment.alignment_index`).
         capture: while not None, fused layers record their inputs here by key
             and run their frozen base projection only (the source pass).
         in_call: set while the FlareModel runs its own target forward; a direct call
@@ -67,7 +69,7 @@ class FusionContext:
     """
 
     source: SourceBatch | None = None
-    index: Tensor | None = None
+    alignment: Alignment | None = None
     capture: dict[str, Tensor] | None = field(default=None)
     in_call: bool = False
 
@@ -88,5 +90,5 @@ class FusionContext:
 
     def clear(self) -> None:
         self.source = None
-        self.index = None
+        self.alignment = None
         self.capture = None
