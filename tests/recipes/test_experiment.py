@@ -257,3 +257,26 @@ def test_own_files_need_a_split_placeholder_and_labels():
 
     with pytest.raises(FlareError, match=r"data.files needs a \{split\} placeholder"):
         load_config(overrides=["task=mine", "data.files=data.jsonl", "data.label_names=[a, b]"])
+
+
+def test_finished_cells_are_not_reused_under_other_settings(tiny_backbones, tmp_path):
+    from flare_xlt.errors import FlareError
+
+    overrides = [
+        f"backbone={tiny_backbones / 'llama'}",
+        f"output_dir={tmp_path / 'run'}",
+        "methods=[zero_shot]",
+        "languages=[javanese]",
+        "data.max_train_examples=4",
+        "data.max_validation_examples=4",
+        "data.max_test_examples=4",
+        "stage1.max_steps=1",
+    ]
+    run_experiment(load_config(overrides=overrides), progress=False)
+    kept = [o for o in overrides if not o.startswith("data.max_test_examples")]
+    changed = load_config(overrides=[*kept, "data.max_test_examples=6"])
+    with pytest.raises(FlareError, match="produced with different settings"):
+        run_experiment(changed, progress=False)
+    changed_stage1 = load_config(overrides=[*overrides, "stage1.learning_rate=0.1"])
+    with pytest.raises(FlareError, match="English task model trained with other settings"):
+        run_experiment(changed_stage1, progress=False)

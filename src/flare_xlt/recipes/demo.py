@@ -12,7 +12,7 @@ DEMO_METHODS = ["zero_shot", "translate_test", "lora", "input_fusion", "flare", 
 
 def demo_settings(fast: bool = False) -> dict:
     """The demo's config as a nested dict; ``fast`` is a tiny slice for CI's end-to-end test."""
-    train, validation, test, steps = (8, 8, 8, 2) if fast else (200, 50, 200, None)
+    train, validation, test, steps = (8, 8, 8, 2) if fast else (200, 32, 100, None)
     training = {"learning_rate": 5e-4, "num_epochs": 1, "max_steps": steps, "save_every_steps": 25}
     return {
         "name": "demo-fast" if fast else "demo",

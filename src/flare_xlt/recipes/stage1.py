@@ -7,12 +7,14 @@ ordinary Hugging Face model directory.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
 from pathlib import Path
 
 from flare_xlt.config import FlareConfig
+from flare_xlt.errors import FlareError
 from flare_xlt.model import FlareModel
 from flare_xlt.recipes.backbone import head_kind, head_modules, load_task_model
 from flare_xlt.recipes.components import build_components
@@ -32,6 +34,12 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
     directory = config.stage1_root
     model_dir = directory / "model"
     if (directory / MARKER).is_file():
+        saved = json.loads((directory / MARKER).read_text()).get("settings")
+        if saved != stage1_settings(config):
+            raise FlareError(
+                f"{directory} holds an English task model trained with other settings; "
+                "set stage1_dir (or output_dir) to another folder"
+            )
         logger.info("stage 1: reusing the English task model in %s", model_dir)
         return model_dir
     spec = task_spec(config)
@@ -71,8 +79,7 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
     if is_main_process():
         _save_merged(lora, tokenizer, directory)
         summary = {
-            "backbone": config.backbone,
-            "task": config.task,
+            "settings": stage1_settings(config),
             "english_validation": {spec.metric: english_score},
             "train_steps": result.global_step,
             "train_seconds": result.train_seconds,
@@ -92,3 +99,20 @@ def _save_merged(lora: FlareModel, tokenizer, directory: Path) -> None:
     tokenizer.save_pretrained(staging)
     shutil.rmtree(directory / "model", ignore_errors=True)
     staging.rename(directory / "model")
+
+
+def stage1_settings(config: ExperimentConfig) -> dict:
+    """What the English task model depends on."""
+    data = config.data
+    return {
+        "backbone": config.backbone,
+        "task": config.task,
+        "files": data.files,
+        "prompt_language": data.prompt_language,
+        "max_length": data.max_length,
+        "max_train_examples": data.max_train_examples,
+        "max_validation_examples": data.max_validation_examples,
+        "first_language": config.languages[0],
+        "adapter": {"r": config.adapter.r, "alpha": config.adapter.alpha},
+        "stage1": dataclasses.asdict(config.stage1),
+    }

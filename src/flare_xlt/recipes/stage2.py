@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from flare_xlt.cache import SourceCache
+from flare_xlt.errors import FlareError
 from flare_xlt.evaluate import RunResult
 from flare_xlt.latent import LatentEncoder
 from flare_xlt.model import FlareModel
@@ -51,11 +52,28 @@ def cell_dir(config: ExperimentConfig, cell: Cell) -> Path:
 
 
 def load_cell_results(config: ExperimentConfig, cell: Cell) -> list[RunResult] | None:
-    """Results of a finished cell, or None if it has not finished."""
+    """Results of a finished cell, or None if it has not finished.
+
+    A cell finished under different settings is refused rather than silently reused.
+    """
     path = cell_dir(config, cell) / RESULT_FILE
     if not path.is_file():
         return None
-    return [RunResult.from_dict(r) for r in json.loads(path.read_text())["results"]]
+    payload = json.loads(path.read_text())
+    if payload.get("settings") != cell_settings(config):
+        raise FlareError(
+            f"{path} was produced with different settings than this config; "
+            "use another output_dir (or delete that cell to recompute it)"
+        )
+    return [RunResult.from_dict(r) for r in payload["results"]]
+
+
+def cell_settings(config: ExperimentConfig) -> dict:
+    """The settings a cell's result depends on (the grid axes are in the cell's path)."""
+    settings = config.to_dict()
+    for axis in ("name", "languages", "methods", "seeds", "output_dir", "eval_batch_size"):
+        settings.pop(axis)
+    return json.loads(json.dumps(settings))
 
 
 @dataclass
@@ -145,7 +163,11 @@ def run_cell(
     ]
     if is_main_process():
         directory.mkdir(parents=True, exist_ok=True)
-        payload = {"cell": asdict(cell), "results": [asdict(r) for r in results]}
+        payload = {
+            "cell": asdict(cell),
+            "settings": cell_settings(config),
+            "results": [asdict(r) for r in results],
+        }
         tmp = directory / (RESULT_FILE + ".tmp")
         tmp.write_text(json.dumps(payload, indent=2) + "\n")
         tmp.replace(directory / RESULT_FILE)
