@@ -20,13 +20,12 @@ from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase, StoppingCriteria, StoppingCriteriaList
 
 from flare_xlt.model import FlareModel
 from flare_xlt.recipes.features import HeadKind
 from flare_xlt.recipes.qa_features import IGNORE_INDEX
-from flare_xlt.recipes.scoring import FLARE_KEYS, MODEL_KEYS, to_device
+from flare_xlt.recipes.scoring import FLARE_KEYS, MODEL_KEYS, predict_in_order
 
 SOURCE_KEYS = (
     "source_input_ids",
@@ -85,27 +84,17 @@ class QAScorer:
     ) -> list[str]:
         """Predicted answer per feature, batched by similar length, in the input order."""
         model = getattr(model, "module", model)  # a DDP/FSDP wrapper has no generate
-        was_training = model.training
-        device = next(model.parameters()).device
-        model.eval()
-        key = "prompt_ids" if self.head == "causal_lm" else "input_ids"
-        order = sorted(range(len(features)), key=lambda i: len(features[i][key]))
-        predictions = [""] * len(features)
-        starts = range(0, len(order), batch_size)
-        for start in tqdm(starts, desc=description, disable=not progress, leave=False):
-            chunk = order[start : start + batch_size]
-            batch = to_device(collate([features[i] for i in chunk]), device)
+
+        def answers(batch: dict) -> list[str]:
             if self.head == "causal_lm":
-                answers = self._generate(model, batch)
-            else:
-                output = model(**_model_inputs(model, batch))
-                answers = decode_spans(
-                    output.start_logits, output.end_logits, batch, self.max_new_tokens
-                )
-            for i, answer in zip(chunk, answers, strict=True):
-                predictions[i] = answer
-        model.train(was_training)
-        return predictions
+                return self._generate(model, batch)
+            output = model(**_model_inputs(model, batch))
+            return decode_spans(output.start_logits, output.end_logits, batch, self.max_new_tokens)
+
+        key = "prompt_ids" if self.head == "causal_lm" else "input_ids"
+        return predict_in_order(
+            model, features, collate, answers, batch_size, progress, description, key
+        )
 
     @cached_property
     def _newline_ids(self) -> Tensor:

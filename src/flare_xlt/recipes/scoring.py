@@ -67,19 +67,39 @@ class ClassificationScorer:
         description: str = "evaluating",
     ) -> list[int]:
         """Predicted class per feature, batched by similar length, in the input order."""
-        was_training = model.training
-        device = next(model.parameters()).device
-        model.eval()
-        order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
-        predictions = [0] * len(features)
-        starts = range(0, len(order), batch_size)
-        for start in tqdm(starts, desc=description, disable=not progress, leave=False):
-            chunk = order[start : start + batch_size]
-            batch = to_device(collate([features[i] for i in chunk]), device)
-            for i, label in zip(chunk, self.logits(model, batch).argmax(-1).tolist(), strict=True):
-                predictions[i] = label
-        model.train(was_training)
-        return predictions
+
+        def classes(batch: dict) -> list[int]:
+            return self.logits(model, batch).argmax(-1).tolist()
+
+        return predict_in_order(
+            model, features, collate, classes, batch_size, progress, description
+        )
+
+
+def predict_in_order(
+    model: nn.Module,
+    features: Sequence[dict],
+    collate,
+    predict_batch,
+    batch_size: int,
+    progress: bool,
+    description: str,
+    length_key: str = "input_ids",
+) -> list:
+    """``predict_batch(batch) -> list`` over length-sorted batches in eval mode, in input order."""
+    was_training = model.training
+    device = next(model.parameters()).device
+    model.eval()
+    order = sorted(range(len(features)), key=lambda i: len(features[i][length_key]))
+    predictions: list = [None] * len(features)
+    starts = range(0, len(order), batch_size)
+    for start in tqdm(starts, desc=description, disable=not progress, leave=False):
+        chunk = order[start : start + batch_size]
+        batch = to_device(collate([features[i] for i in chunk]), device)
+        for i, prediction in zip(chunk, predict_batch(batch), strict=True):
+            predictions[i] = prediction
+    model.train(was_training)
+    return predictions
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
