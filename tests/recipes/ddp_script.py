@@ -2,6 +2,7 @@
 
     torchrun --nproc_per_node 2 tests/recipes/ddp_script.py OUT --processes 2
     python tests/recipes/ddp_script.py OUT --kill-at-batch 9   # SIGKILLs itself in batch 9
+    python tests/recipes/ddp_script.py OUT --group-by-length   # length-grouped batches
 
 The trainer writes into ``OUT/run``. Each rank also writes its trainable weights after
 training to ``OUT/rank<i>.safetensors`` and the example ids of its batches to
@@ -115,11 +116,14 @@ def main(argv: list[str]) -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--kill-at-batch", type=int)
+    parser.add_argument("--group-by-length", action="store_true")
     options = parser.parse_args(argv)
     distributed = options.processes > 1
     model = build_model(source_dropout=0.0 if distributed else 0.3)  # DDP: every param used
     settings = DDP_SETTINGS if distributed else RESUME_SETTINGS
-    args = TrainingArguments(options.out / "run", progress=False, **settings)
+    args = TrainingArguments(
+        options.out / "run", progress=False, group_by_length=options.group_by_length, **settings
+    )
     loss_fn = RecordingLoss(options.kill_at_batch)
     train(
         model,

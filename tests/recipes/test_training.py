@@ -223,3 +223,37 @@ def test_rng_state_round_trip():
 def test_early_stopping_needs_an_eval_fn(tmp_path):
     with pytest.raises(FlareError, match="eval_fn"):
         train(build_model(), DATA, collate, arguments(tmp_path, early_stopping_patience=1))
+
+
+def test_length_grouped_batches_pad_less_and_stay_seeded(tmp_path):
+    lengths = [2 + (7 * i) % 23 for i in range(96)]  # 2..24 tokens, scrambled
+    data = [
+        dict(example, input_ids=torch.randint(3, 64, (n,)))
+        for example, n in zip(build_dataset(96), lengths, strict=True)
+    ]
+    by_key = {e["key"]: len(e["input_ids"]) for e in data}
+
+    def padded_tokens(keys: list[list[str]]) -> int:
+        return sum(len(batch) * max(by_key[k] for k in batch) for batch in keys)
+
+    def pad_collate(examples: list[dict]) -> dict:
+        width = max(len(e["input_ids"]) for e in examples)
+        pad = torch.nn.functional.pad
+        return collate(
+            [
+                dict(e, input_ids=pad(e["input_ids"], (0, width - len(e["input_ids"]))))
+                for e in examples
+            ]
+        )
+
+    orders = {}
+    for run, grouped, seed in (("a", True, 1), ("b", True, 1), ("c", True, 2), ("d", False, 1)):
+        loss_fn = RecordingLoss()
+        args = arguments(tmp_path / run, seed=seed, max_steps=48, group_by_length=grouped)
+        train(build_model(source_dropout=0.0), data, pad_collate, args, loss_fn=loss_fn)
+        orders[run] = loss_fn.keys
+    assert orders["a"] == orders["b"] != orders["c"]
+    first, second = orders["a"][:24], orders["a"][24:]
+    assert first != second  # each epoch draws a new grouping ...
+    assert sorted(chain(*first)) == sorted(chain(*second)) == sorted(by_key)  # ... of every example
+    assert padded_tokens(orders["a"]) < 0.8 * padded_tokens(orders["d"])

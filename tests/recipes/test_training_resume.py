@@ -33,23 +33,30 @@ def assert_same_weights(left: dict, right: dict) -> None:
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
+@pytest.mark.parametrize("group_by_length", [False, True], ids=["shuffled", "length-grouped"])
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, group_by_length):
     # 20 examples, batch 4, 2 accumulation steps: 3 optimizer steps per epoch (2+2+1 batches);
     # 8 steps; checkpoints at steps 2, 3 (eval), 4, 6 and 8. Batch 9 is inside step 5,
     # so the restart resumes from step 4: epoch 1 with its first 2 batches already seen.
-    killed = run_script(tmp_path, "--kill-at-batch", "9")
+    grouping = ["--group-by-length"] if group_by_length else []
+    killed = run_script(tmp_path, "--kill-at-batch", "9", *grouping)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     run = tmp_path / "run"
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-3", "step-4"]
     assert not (run / "result.json").exists()
 
-    resumed = run_script(tmp_path)
+    resumed = run_script(tmp_path, *grouping)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        args = TrainingArguments(tmp_path / "reference", progress=False, **RESUME_SETTINGS)
+        args = TrainingArguments(
+            tmp_path / "reference",
+            progress=False,
+            group_by_length=group_by_length,
+            **RESUME_SETTINGS,
+        )
         reference = train(build_model(), build_dataset(20), collate, args, eval_fn=eval_fn)
     finally:
         torch.set_num_threads(threads)

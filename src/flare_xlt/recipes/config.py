@@ -37,6 +37,7 @@ class TrainArgs:
     save_every_steps: int | None = 50
     eval_every_steps: int | None = None
     early_stopping_patience: int | None = None
+    group_by_length: bool = False
     seed: int = 42
 
 

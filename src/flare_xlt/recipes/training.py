@@ -43,6 +43,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from flare_xlt.errors import FlareError
 from flare_xlt.recipes import checkpoint as ckpt
+from flare_xlt.recipes.sampling import LengthGroupedSampler, example_length
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ _TRAJECTORY = (
     "max_grad_norm",
     "seed",
     "mixed_precision",
+    "group_by_length",
 )
 
 
@@ -92,6 +94,8 @@ class TrainingArguments:
         log_every_steps: log the mean loss over this many optimizer steps.
         mixed_precision: ``"no"``, ``"bf16"`` or ``"fp16"`` (passed to ``Accelerator``;
             overrides the launcher's setting).
+        group_by_length: batch examples of similar length together (less padding, faster
+            steps; see :mod:`flare_xlt.recipes.sampling`); the order is still seeded per epoch.
         progress: show a progress bar (main process only).
     """
 
@@ -111,6 +115,7 @@ class TrainingArguments:
     keep_checkpoints: int = 2
     log_every_steps: int = 10
     mixed_precision: str = "no"
+    group_by_length: bool = False
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -487,14 +492,23 @@ def _resume_point(
 
 
 def _data_loader(train_data: Sequence, collate_fn: Callable, args: TrainingArguments) -> DataLoader:
-    """Shuffled batches; accelerate's seedable sampler reseeds each epoch with seed + epoch."""
+    """Shuffled batches, reseeded each epoch with seed + epoch.
+
+    Plain shuffling uses accelerate's seedable sampler; ``group_by_length`` uses our
+    :class:`LengthGroupedSampler`, which accelerate's loader reseeds the same way.
+    """
+    if args.group_by_length:
+        lengths = [example_length(example) for example in train_data]
+        order = {"sampler": LengthGroupedSampler(lengths, args.batch_size, args.seed)}
+    else:
+        order = {"shuffle": True}
     return DataLoader(
         train_data,
         batch_size=args.batch_size,
-        shuffle=True,
-        # also seeds the loader's own draws, so iterating never touches the global RNG
-        generator=torch.Generator().manual_seed(args.seed),
         collate_fn=collate_fn,
+        # the loader draws a base seed per epoch: from its own generator, never the global RNG
+        generator=torch.Generator().manual_seed(args.seed),
+        **order,
     )
 
 
