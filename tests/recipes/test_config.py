@@ -29,6 +29,7 @@ def test_yaml_and_overrides(tmp_path):
         (["languages=[klingon]"], "klingon"),
         (["task=imdb"], "imdb"),
         (["stage2.batch_size=many"], "stage2.batch_size: expected int"),
+        (["stage1.learning_rate=0"], "stage1: TrainArgs.learning_rate must be > 0, got 0"),
         (["adapter.fusion=concat"], "fusion='concat' is not valid"),
         (["data.english_side=oracle"], "english_side='oracle'"),
         (["stage2=3"], "stage2: expected a mapping"),
@@ -54,16 +55,21 @@ def test_grid_shares_seedless_methods_and_joint_training():
         overrides=["methods=[zero_shot, flare]", "languages=[jav, sun]", "seeds=[1, 2]"]
     )
     names = [cell.name for cell in grid(config)]
-    assert names == [
+    assert names == [  # complete rows first: seed, then language, then method
         "zero_shot/jav/seed1",
-        "zero_shot/sun/seed1",
         "flare/jav/seed1",
-        "flare/jav/seed2",
+        "zero_shot/sun/seed1",
         "flare/sun/seed1",
+        "flare/jav/seed2",
         "flare/sun/seed2",
     ]
     config.joint_languages = True
-    assert [c.name for c in grid(config)][-2:] == ["flare/jav+sun/seed1", "flare/jav+sun/seed2"]
+    assert [c.name for c in grid(config)] == [
+        "zero_shot/jav/seed1",
+        "zero_shot/sun/seed1",
+        "flare/jav+sun/seed1",
+        "flare/jav+sun/seed2",
+    ]
 
 
 def test_demo_settings_are_a_valid_config():

@@ -10,8 +10,9 @@ from recipe_tokenizer import word_tokenizer
 
 from flare_xlt.evaluate import read_results_json
 from flare_xlt.paths import default_data_dir
-from flare_xlt.recipes import load_config, run_experiment
+from flare_xlt.recipes import experiment, load_config, run_experiment
 from flare_xlt.recipes.demo import DEMO_METHODS
+from flare_xlt.recipes.stage2 import run_cell
 
 pytestmark = pytest.mark.real_data
 LANGUAGES = ("javanese", "toba_batak")
@@ -131,6 +132,41 @@ def test_joint_multi_target_training(tiny_backbones, tmp_path):
         ("flare (joint)", "toba_batak"),
     ]
     assert (tmp_path / "run" / "cells" / "flare" / "javanese+toba_batak" / "seed42").is_dir()
+
+
+def test_a_stopped_grid_leaves_a_table_of_complete_rows(tiny_backbones, tmp_path, monkeypatch):
+    config = load_config(
+        overrides=[
+            f"backbone={tiny_backbones / 'llama'}",
+            f"output_dir={tmp_path / 'run'}",
+            "methods=[zero_shot, lora]",
+            f"languages=[{', '.join(LANGUAGES)}]",
+            "data.max_train_examples=8",
+            "data.max_validation_examples=4",
+            "data.max_test_examples=6",
+            "stage1.max_steps=1",
+            "stage2.max_steps=1",
+        ]
+    )
+    finished = []
+
+    def run_cell_then_stop(config, cell, stage1_dir, progress):
+        if len(finished) == 2:
+            raise KeyboardInterrupt  # the user stops the grid after the first language
+        finished.append(cell.name)
+        return run_cell(config, cell, stage1_dir, progress)
+
+    monkeypatch.setattr(experiment, "run_cell", run_cell_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(config, progress=False)
+    assert finished == ["zero_shot/javanese/seed42", "lora/javanese/seed42"]
+    results = read_results_json(tmp_path / "run" / "results.json")
+    assert sorted((r.method, r.language) for r in results) == [
+        ("lora", "javanese"),
+        ("zero_shot", "javanese"),
+    ]
+    markdown = (tmp_path / "run" / "results.md").read_text()
+    assert "javanese" in markdown and "toba_batak" not in markdown
 
 
 def test_combine_reports_labels_each_run(tiny_backbones, tmp_path):

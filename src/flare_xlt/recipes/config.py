@@ -20,25 +20,8 @@ from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
 from flare_xlt.languages import resolve_language
 from flare_xlt.recipes.methods import get_method
+from flare_xlt.recipes.training import TrainArgs
 from flare_xlt.tasks import get_task_spec
-
-
-@dataclass
-class TrainArgs:
-    """Optimisation settings of one training stage (see :class:`TrainingArguments`)."""
-
-    learning_rate: float = 2e-4
-    num_epochs: float = 3.0
-    max_steps: int | None = None
-    batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.0
-    save_every_steps: int | None = 50
-    eval_every_steps: int | None = None
-    early_stopping_patience: int | None = None
-    group_by_length: bool = False
-    seed: int = 42
 
 
 @dataclass
@@ -184,8 +167,12 @@ def from_dict(cls: type, data: Any, prefix: str = ""):
         kwargs[key] = _convert(hints[key], value, path)
     try:
         return cls(**kwargs)
+    except FlareError as err:
+        if not prefix:
+            raise
+        raise FlareError(f"{prefix.rstrip('.')}: {err}") from None
     except TypeError as err:
-        raise FlareError(f"{prefix or 'config'}: {err}") from None
+        raise FlareError(f"{prefix.rstrip('.') or 'config'}: {err}") from None
 
 
 def _convert(hint, value, path: str):

@@ -29,7 +29,13 @@ logger = logging.getLogger("flare_xlt")
 
 
 def grid(config: ExperimentConfig) -> list[Cell]:
-    """The cells to run. Methods without training are deterministic: one seed only."""
+    """The cells to run, in the order that fills the results table row by row.
+
+    Seed by seed, then language by language, then method by method, so a grid that is
+    stopped part-way leaves complete rows. Methods without training are deterministic:
+    one seed only. With ``joint_languages`` each training method is one cell on all
+    languages, run after that seed's per-language cells.
+    """
     cells = []
     for name in config.methods:
         method = get_method(name)
@@ -39,7 +45,13 @@ def grid(config: ExperimentConfig) -> list[Cell]:
         else:
             groups = [(language,) for language in config.languages]
         cells += [Cell(name, group, seed) for group in groups for seed in seeds]
-    return cells
+
+    def position(cell: Cell) -> tuple[int, int, int]:
+        joint = len(cell.train_languages) > 1
+        row = len(config.languages) if joint else config.languages.index(cell.train_languages[0])
+        return config.seeds.index(cell.seed), row, config.methods.index(cell.method)
+
+    return sorted(cells, key=position)
 
 
 def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
@@ -52,11 +64,13 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     timings = {"stage1_seconds": time.perf_counter() - start}
     results: list[RunResult] = []
     cells = grid(config)
+    report = {}
     for cell in tqdm(cells, desc="grid", disable=not progress, unit="cell"):
         cell_start = time.perf_counter()
         results += run_cell(config, cell, stage1_dir, progress)
         timings[cell.name] = time.perf_counter() - cell_start
-    return write_report(config, results, timings)
+        report = write_report(config, results, timings)  # a partial table after every cell
+    return report
 
 
 def write_report(config: ExperimentConfig, results: list[RunResult], timings: dict) -> dict:
@@ -64,7 +78,8 @@ def write_report(config: ExperimentConfig, results: list[RunResult], timings: di
     spec = task_spec(config)
     root = config.root
     methods = list(dict.fromkeys(r.method for r in results))
-    table = aggregate(results, methods=methods, languages=config.languages)
+    languages = [lang for lang in config.languages if any(r.language == lang for r in results)]
+    table = aggregate(results, methods=methods, languages=languages)  # may be a partial grid
     title = f"{config.task} · {config.backbone} · {spec.metric}"
     markdown = to_markdown(table, title=title)
     provenance = {

@@ -9,8 +9,7 @@ from pathlib import Path
 from torch import nn
 
 from flare_xlt.evaluate import compute_metric
-from flare_xlt.recipes.config import TrainArgs
-from flare_xlt.recipes.training import TrainingArguments, TrainResult, train
+from flare_xlt.recipes.training import TrainArgs, TrainingArguments, TrainResult, train
 
 
 def score(

@@ -70,12 +70,11 @@ class TrainingDiverged(FlareError):
     """The loss became NaN or infinite; the last good checkpoint is left untouched."""
 
 
-@dataclass
-class TrainingArguments:
-    """Settings of one training run.
+@dataclass(kw_only=True)
+class TrainArgs:
+    """How one stage optimises: the settings an experiment config gives each stage.
 
     Attributes:
-        output_dir: checkpoints, final weights, ``result.json`` and TensorBoard logs.
         learning_rate: peak AdamW learning rate (after linear warmup, then linear decay to 0).
         num_epochs: passes over the data (may be fractional); ignored when ``max_steps`` is set.
         max_steps: total optimizer steps; overrides ``num_epochs``.
@@ -83,23 +82,16 @@ class TrainingArguments:
         gradient_accumulation_steps: forward passes per optimizer step.
         warmup_ratio: share of the optimizer steps spent warming up linearly.
         weight_decay: AdamW decay for matrices (never for 1-D biases, norms and gates).
-        max_grad_norm: clip the global gradient norm to this value; ``None`` = no clipping.
-        seed: seeds model-side randomness (dropout) and the per-epoch data order.
         save_every_steps: checkpoint every N optimizer steps; a checkpoint is also written
             after every evaluation and at the end.
         eval_every_steps: evaluate every N optimizer steps; ``None`` = at the end of each
             epoch. The final step is always evaluated (when ``eval_fn`` is given).
         early_stopping_patience: stop after this many evaluations without improvement.
-        keep_checkpoints: how many of the newest checkpoints to keep (the best is kept too).
-        log_every_steps: log the mean loss over this many optimizer steps.
-        mixed_precision: ``"no"``, ``"bf16"`` or ``"fp16"`` (passed to ``Accelerator``;
-            overrides the launcher's setting).
         group_by_length: batch examples of similar length together (less padding, faster
             steps; see :mod:`flare_xlt.recipes.sampling`); the order is still seeded per epoch.
-        progress: show a progress bar (main process only).
+        seed: seeds model-side randomness (dropout) and the per-epoch data order.
     """
 
-    output_dir: str | Path
     learning_rate: float = 2e-4
     num_epochs: float = 3.0
     max_steps: int | None = None
@@ -107,48 +99,73 @@ class TrainingArguments:
     gradient_accumulation_steps: int = 1
     warmup_ratio: float = 0.1
     weight_decay: float = 0.0
-    max_grad_norm: float | None = 1.0
-    seed: int = 42
-    save_every_steps: int | None = None
+    save_every_steps: int | None = 50
     eval_every_steps: int | None = None
     early_stopping_patience: int | None = None
-    keep_checkpoints: int = 2
-    log_every_steps: int = 10
-    mixed_precision: str = "no"
     group_by_length: bool = False
-    progress: bool = True
+    seed: int = 42
 
     def __post_init__(self) -> None:
-        self.output_dir = Path(self.output_dir)
         positive = {
             "learning_rate": self.learning_rate,
             "num_epochs": self.num_epochs,
             "batch_size": self.batch_size,
             "gradient_accumulation_steps": self.gradient_accumulation_steps,
-            "keep_checkpoints": self.keep_checkpoints,
-            "log_every_steps": self.log_every_steps,
             "max_steps": self.max_steps,
             "save_every_steps": self.save_every_steps,
             "eval_every_steps": self.eval_every_steps,
             "early_stopping_patience": self.early_stopping_patience,
-            "max_grad_norm": self.max_grad_norm,
         }
-        for name, value in positive.items():
-            if value is not None and not value > 0:
-                raise FlareError(f"TrainingArguments.{name} must be > 0, got {value!r}")
+        self._require_positive(positive)
         if not 0.0 <= self.warmup_ratio < 1.0:
-            raise FlareError(
-                f"TrainingArguments.warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}"
-            )
+            self._invalid("warmup_ratio", "must be in [0, 1)")
         if self.weight_decay < 0:
-            raise FlareError(
-                f"TrainingArguments.weight_decay must be >= 0, got {self.weight_decay!r}"
-            )
+            self._invalid("weight_decay", "must be >= 0")
+
+    def _require_positive(self, values: dict) -> None:
+        for name, value in values.items():
+            if value is not None and not value > 0:
+                self._invalid(name, "must be > 0")
+
+    def _invalid(self, name: str, rule: str) -> None:
+        raise FlareError(f"{type(self).__name__}.{name} {rule}, got {getattr(self, name)!r}")
+
+
+@dataclass(kw_only=True)
+class TrainingArguments(TrainArgs):
+    """Settings of one training run: :class:`TrainArgs` plus where and how it runs.
+
+    Attributes:
+        output_dir: checkpoints, final weights, ``result.json`` and TensorBoard logs.
+        save_every_steps: as in :class:`TrainArgs`, but off by default here.
+        max_grad_norm: clip the global gradient norm to this value; ``None`` = no clipping.
+        keep_checkpoints: how many of the newest checkpoints to keep (the best is kept too).
+        log_every_steps: log the mean loss over this many optimizer steps.
+        mixed_precision: ``"no"``, ``"bf16"`` or ``"fp16"`` (passed to ``Accelerator``;
+            overrides the launcher's setting).
+        progress: show a progress bar (main process only).
+    """
+
+    output_dir: str | Path = field(kw_only=False)
+    save_every_steps: int | None = None
+    max_grad_norm: float | None = 1.0
+    keep_checkpoints: int = 2
+    log_every_steps: int = 10
+    mixed_precision: str = "no"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.output_dir = Path(self.output_dir)
+        self._require_positive(
+            {
+                "max_grad_norm": self.max_grad_norm,
+                "keep_checkpoints": self.keep_checkpoints,
+                "log_every_steps": self.log_every_steps,
+            }
+        )
         if self.mixed_precision not in MIXED_PRECISION:
-            raise FlareError(
-                f"TrainingArguments.mixed_precision must be one of {MIXED_PRECISION}, "
-                f"got {self.mixed_precision!r}"
-            )
+            self._invalid("mixed_precision", f"must be one of {MIXED_PRECISION}")
 
     def to_dict(self) -> dict:
         return {**asdict(self), "output_dir": str(self.output_dir)}
