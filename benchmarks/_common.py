@@ -37,23 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from flare_xlt import FlareConfig, FlareModel, LatentEncoder, SourceCache
-
-try:
-    from flare_xlt.recipes.scoring import ClassificationScorer
-except ImportError:  # the recipes package is being edited: the same three lines, inlined
-
-    @dataclass
-    class ClassificationScorer:  # type: ignore[no-redef]
-        verbalizer_ids: list[int]
-
-        def logits(self, model: nn.Module, batch: dict) -> Tensor:
-            keys = ("input_ids", "attention_mask", *FLARE_KEYS)
-            inputs = {k: batch[k] for k in keys if k in batch}
-            return model(**inputs, logits_to_keep=1).logits[:, -1][:, self.verbalizer_ids]
-
-        def loss(self, model: nn.Module, batch: dict) -> Tensor:
-            return nn.functional.cross_entropy(self.logits(model, batch), batch["labels"])
-
+from flare_xlt.recipes.scoring import ClassificationScorer
 
 FLARE_KEYS = (
     "source_input_ids",
