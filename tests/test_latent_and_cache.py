@@ -4,9 +4,9 @@ import pytest
 import torch
 import transformers as tf
 from tiny_models import (
-    TINY_CONFIGS,
     random_batch,
     randomize_lora_b,
+    tiny_config,
     tiny_m2m100_encoder,
     tiny_model,
 )
@@ -174,7 +174,7 @@ def test_latent_encoder_from_pretrained_seq2seq_and_encoder(tmp_path):
     assert latent.encoder_hidden_size == 16 and latent.projection.out_features == 32
     assert latent(*random_batch(1, 4, 0)).shape == (1, 4, 32)
     bert = tmp_path / "bert"
-    tf.BertModel(TINY_CONFIGS["bert"]()).save_pretrained(bert)
+    tf.BertModel(tiny_config("bert")).save_pretrained(bert)
     assert LatentEncoder.from_pretrained(str(bert), hidden_size=8).encoder_hidden_size == 32
     with pytest.raises(FlareError, match="could not load latent encoder"):
         LatentEncoder.from_pretrained(str(tmp_path / "missing"), hidden_size=8)

@@ -109,10 +109,9 @@ def test_loading_into_another_architecture_or_size_fails_clearly(tmp_path):
     with pytest.raises(FlareError, match="model_type='llama'"):
         FlareModel.from_pretrained(tiny_model("qwen2"), tmp_path)
     import transformers as tf
-    from tiny_models import TINY_CONFIGS
+    from tiny_models import tiny_config
 
-    bigger = TINY_CONFIGS["llama"]()
-    bigger.hidden_size, bigger.num_attention_heads = 64, 8
+    bigger = tiny_config("llama", hidden_size=64, num_attention_heads=8)
     with pytest.raises(FlareError, match="hidden_size=32"):
         FlareModel.from_pretrained(tf.LlamaForCausalLM(bigger), tmp_path)
 

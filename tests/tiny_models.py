@@ -7,59 +7,33 @@ import transformers as tf
 
 VOCAB = 64
 
+_DECODER = {
+    "vocab_size": VOCAB,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "pad_token_id": 0,
+}
+_ENCODER = {
+    **{k: v for k, v in _DECODER.items() if k != "num_key_value_heads"},
+    "num_labels": 3,
+    "hidden_dropout_prob": 0.0,
+    "attention_probs_dropout_prob": 0.0,
+}
+# architecture -> (config class, settings)
 TINY_CONFIGS = {
-    "llama": lambda: tf.LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        pad_token_id=0,
+    "llama": (tf.LlamaConfig, _DECODER),
+    "gemma3": (
+        tf.Gemma3TextConfig,
+        {**_DECODER, "num_key_value_heads": 1, "head_dim": 8, "sliding_window": 4},
     ),
-    "gemma3": lambda: tf.Gemma3TextConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=1,
-        head_dim=8,
-        sliding_window=4,
-        pad_token_id=0,
-    ),
-    "qwen2": lambda: tf.Qwen2Config(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        pad_token_id=0,
-    ),
-    "bert": lambda: tf.BertConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=64,
-        num_labels=3,
-        pad_token_id=0,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    ),
-    "xlm-roberta": lambda: tf.XLMRobertaConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=70,
-        num_labels=3,
-        pad_token_id=1,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
+    "qwen2": (tf.Qwen2Config, _DECODER),
+    "bert": (tf.BertConfig, {**_ENCODER, "max_position_embeddings": 64}),
+    "xlm-roberta": (
+        tf.XLMRobertaConfig,
+        {**_ENCODER, "max_position_embeddings": 70, "pad_token_id": 1},
     ),
 }
 DECODERS = ("llama", "gemma3", "qwen2")
@@ -67,10 +41,16 @@ ENCODERS = ("bert", "xlm-roberta")
 ARCHITECTURES = DECODERS + ENCODERS
 
 
+def tiny_config(arch: str, **overrides) -> tf.PretrainedConfig:
+    """The tiny config of ``arch`` (2 layers, hidden 32), with ``overrides`` applied."""
+    config_class, settings = TINY_CONFIGS[arch]
+    return config_class(**{**settings, **overrides})
+
+
 def tiny_model(arch: str, seed: int = 0) -> torch.nn.Module:
     """A tiny random model in eval mode: causal LM (decoders) or 3-way classifier (encoders)."""
     torch.manual_seed(seed)
-    config = TINY_CONFIGS[arch]()
+    config = tiny_config(arch)
     if arch in DECODERS:
         model = tf.AutoModelForCausalLM.from_config(config)
     else:

@@ -27,6 +27,9 @@ from safetensors.torch import save_file
 from flare_xlt import FlareConfig, FlareModel
 from flare_xlt.recipes.training import TrainingArguments, train
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, when run as a script
+from tiny_models import tiny_config
+
 VOCAB = 64
 TARGET_LENGTH, SOURCE_LENGTH = 8, 6
 # Dropout and source dropout make training consume RNG, so resume must restore it.
@@ -43,17 +46,9 @@ DDP_SETTINGS = {"max_steps": 6, "batch_size": 3, "save_every_steps": 2, "log_eve
 
 
 def build_model(dropout: float = 0.1, source_dropout: float = 0.3, seed: int = 0) -> FlareModel:
-    """A FLARE adapter on a tiny random Llama (as in tests/conftest.py), same weights per seed."""
+    """A FLARE adapter on the tiny random Llama of tests/tiny_models.py, same weights per seed."""
     torch.manual_seed(seed)
-    config = tf.LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        pad_token_id=0,
-    )
+    config = tiny_config("llama", vocab_size=VOCAB)
     base = tf.AutoModelForCausalLM.from_config(config)
     flare = FlareConfig(r=4, dropout=dropout, source_dropout=source_dropout)
     return FlareModel.from_base(base, flare)

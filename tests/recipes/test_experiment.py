@@ -7,6 +7,7 @@ import pytest
 import torch
 import transformers as tf
 from recipe_tokenizer import word_tokenizer
+from tiny_models import tiny_config
 
 from flare_xlt.evaluate import read_results_json
 from flare_xlt.paths import default_data_dir
@@ -35,30 +36,12 @@ def tiny_backbones(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
     tokenizer = word_tokenizer(nusax_texts(data_dir), vocab_size=400)
     torch.manual_seed(0)
-    llama = tf.LlamaForCausalLM(
-        tf.LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            pad_token_id=0,
-            bos_token_id=2,
-        )
-    )
+    llama = tf.LlamaForCausalLM(tiny_config("llama", vocab_size=len(tokenizer), bos_token_id=2))
     llama.save_pretrained(root / "llama")
     tokenizer.save_pretrained(root / "llama")
     bert_tokenizer = word_tokenizer(nusax_texts(data_dir), padding_side="right", vocab_size=300)
     bert = tf.BertModel(
-        tf.BertConfig(
-            vocab_size=len(bert_tokenizer),
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            max_position_embeddings=128,
-        )
+        tiny_config("bert", vocab_size=len(bert_tokenizer), max_position_embeddings=128)
     )
     bert.save_pretrained(root / "bert")
     bert_tokenizer.save_pretrained(root / "bert")

@@ -6,6 +6,7 @@ import pytest
 import torch
 import transformers as tf
 from recipe_tokenizer import word_tokenizer
+from tiny_models import tiny_config
 
 from flare_xlt.evaluate import read_results_json
 from flare_xlt.paths import default_data_dir
@@ -33,14 +34,9 @@ def qa_backbones(tmp_path_factory):
     decoder_tokenizer.add_special_tokens({"eos_token": "<eos>"})
     decoder_tokenizer.add_tokens(["\n"])
     llama = tf.LlamaForCausalLM(
-        tf.LlamaConfig(
+        tiny_config(
+            "llama",
             vocab_size=len(decoder_tokenizer),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            pad_token_id=0,
             bos_token_id=2,
             eos_token_id=decoder_tokenizer.eos_token_id,
         )
@@ -49,13 +45,11 @@ def qa_backbones(tmp_path_factory):
     decoder_tokenizer.save_pretrained(root / "llama")
     encoder_tokenizer = word_tokenizer(texts, padding_side="right", vocab_size=600)
     bert = tf.BertForQuestionAnswering(
-        tf.BertConfig(
+        tiny_config(
+            "bert",
             vocab_size=len(encoder_tokenizer),
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
             max_position_embeddings=512,
+            num_labels=2,
         )
     )
     bert.save_pretrained(root / "bert")

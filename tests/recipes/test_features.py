@@ -3,6 +3,7 @@
 import pytest
 import torch
 from recipe_tokenizer import word_tokenizer
+from tiny_models import tiny_config
 
 from flare_xlt import FlareConfig, FlareModel
 from flare_xlt.errors import FlareError
@@ -94,16 +95,7 @@ def test_verbalizer_scoring_and_prediction_on_a_tiny_llm(tokenizer):
     import transformers as tf
 
     torch.manual_seed(0)
-    config = tf.LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        pad_token_id=0,
-    )
-    base = tf.LlamaForCausalLM(config).eval()
+    base = tf.LlamaForCausalLM(tiny_config("llama", vocab_size=len(tokenizer))).eval()
     model = FlareModel.from_base(base, FlareConfig())
     verbalizers = verbalizer_token_ids(tokenizer, TEMPLATE)
     scorer = ClassificationScorer(verbalizers)

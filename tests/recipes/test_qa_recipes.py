@@ -4,7 +4,7 @@ import pytest
 import torch
 import transformers as tf
 from recipe_tokenizer import word_tokenizer
-from tiny_models import tiny_m2m100_encoder
+from tiny_models import tiny_config, tiny_m2m100_encoder
 
 from flare_xlt import FlareConfig, FlareModel, LatentEncoder
 from flare_xlt.errors import FlareError
@@ -93,31 +93,14 @@ def word_id(tokenizer, word: str) -> int:
 def tiny_llama(tokenizer, seed: int = 0) -> tf.LlamaForCausalLM:
     """A tiny random Llama; weights large enough (0.2) for a LoRA on q/v to learn in a few steps."""
     torch.manual_seed(seed)
-    config = tf.LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        pad_token_id=0,
-        initializer_range=0.2,
-    )
+    config = tiny_config("llama", vocab_size=len(tokenizer), initializer_range=0.2)
     return tf.LlamaForCausalLM(config).eval()
 
 
 def tiny_bert_qa(tokenizer, seed: int = 0) -> tf.BertForQuestionAnswering:
     torch.manual_seed(seed)
-    config = tf.BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=128,
-        pad_token_id=0,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
+    config = tiny_config(
+        "bert", vocab_size=len(tokenizer), max_position_embeddings=128, num_labels=2
     )
     return tf.BertForQuestionAnswering(config).eval()
 
