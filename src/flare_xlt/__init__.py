@@ -5,6 +5,7 @@ from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError, ModelUnavailableError
 from flare_xlt.latent import LatentEncoder
 from flare_xlt.model import FlareModel
+from flare_xlt.xmixup import XMixupConfig, XMixupModel
 
 __all__ = [
     "FlareConfig",
@@ -13,5 +14,7 @@ __all__ = [
     "LatentEncoder",
     "ModelUnavailableError",
     "SourceCache",
+    "XMixupConfig",
+    "XMixupModel",
 ]
 __version__ = "0.1.0"

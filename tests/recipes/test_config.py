@@ -25,7 +25,7 @@ def test_yaml_and_overrides(tmp_path):
         (["stage2.learnig_rate=1"], "stage2.learnig_rate: unknown key; valid keys: batch_size"),
         (["bogus=1"], "bogus: unknown key"),
         (["methods=[flare, lorra]"], "unknown method 'lorra'"),
-        (["methods=[x_mixup]"], "X-Mixup"),
+        (["methods=[x_mixup]", "task=xquad"], "x_mixup supports classification tasks only"),
         (["languages=[klingon]"], "klingon"),
         (["task=imdb"], "imdb"),
         (["stage2.batch_size=many"], "stage2.batch_size: expected int"),

@@ -13,7 +13,7 @@ from flare_xlt.evaluate import read_results_json
 from flare_xlt.paths import default_data_dir
 from flare_xlt.recipes import experiment, load_config, run_experiment
 from flare_xlt.recipes.demo import DEMO_METHODS
-from flare_xlt.recipes.stage2 import run_cell
+from flare_xlt.recipes.stage2 import evaluate_language, prepare_method, run_cell
 
 pytestmark = pytest.mark.real_data
 LANGUAGES = ("javanese", "toba_batak")
@@ -48,12 +48,13 @@ def tiny_backbones(tmp_path_factory):
     return root
 
 
-def test_every_demo_method_runs_resumes_and_reports(tiny_backbones, tmp_path):
+def test_every_method_runs_resumes_and_reports(tiny_backbones, tmp_path):
+    methods = [*DEMO_METHODS, "x_mixup"]
     overrides = [
         f"backbone={tiny_backbones / 'llama'}",
         f"latent_encoder={tiny_backbones / 'bert'}",
         f"output_dir={tmp_path / 'run'}",
-        f"methods=[{', '.join(DEMO_METHODS)}]",
+        f"methods=[{', '.join(methods)}]",
         f"languages=[{', '.join(LANGUAGES)}]",
         "data.max_train_examples=16",
         "data.max_validation_examples=8",
@@ -69,15 +70,16 @@ def test_every_demo_method_runs_resumes_and_reports(tiny_backbones, tmp_path):
     root = tmp_path / "run"
     results = read_results_json(root / "results.json")
     assert {(r.method, r.language) for r in results} == {
-        (m, lang) for m in DEMO_METHODS for lang in LANGUAGES
+        (m, lang) for m in methods for lang in LANGUAGES
     }
     assert all(r.n_examples == 12 and 0 <= r.score <= 100 for r in results)
     sides = {r.method: r.english_side for r in results}
-    assert sides["flare"] == "human" and sides["lora"] == "none" and sides["flare_mt"] == "none"
+    assert sides["flare"] == sides["x_mixup"] == "human"
+    assert sides["lora"] == sides["flare_mt"] == "none"
     payload = json.loads((root / "results.json").read_text())
     assert payload["config"]["backbone"].endswith("llama")
     markdown = (root / "results.md").read_text()
-    assert all(method in markdown for method in DEMO_METHODS) and "English" in markdown
+    assert all(method in markdown for method in methods) and "English" in markdown
     assert (root / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (
         root / "cells" / "flare" / "javanese" / "seed42" / "adapter" / "flare_config.json"
@@ -91,6 +93,14 @@ def test_every_demo_method_runs_resumes_and_reports(tiny_backbones, tmp_path):
         root / "cells" / "flare" / "javanese" / "seed42" / "cell.json"
     ).stat().st_mtime_ns == stamp
     assert read_results_json(root / "results.json") == results
+
+    # a saved adapter, loaded again as `flare evaluate --adapter` does, scores the same
+    for method in ("flare", "x_mixup"):
+        cell = root / "cells" / method / "javanese" / "seed42"
+        setup = prepare_method(config, method, root / "stage1" / "model", cell / "adapter")
+        again = evaluate_language(config, setup, "javanese", 42, progress=False)
+        before = next(r for r in results if (r.method, r.language) == (method, "javanese"))
+        assert again.score == before.score
 
 
 def test_joint_multi_target_training(tiny_backbones, tmp_path):

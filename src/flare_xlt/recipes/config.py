@@ -105,8 +105,10 @@ class ExperimentConfig:
             )
         for language in self.languages:
             resolve_language(language)
+        qa = self.data.files is None and get_task_spec(self.task).kind == "qa"
         for method in self.methods:
-            get_method(method)
+            if get_method(method).mixup and qa:
+                raise FlareError(f"x_mixup supports classification tasks only, not {self.task!r}")
         if not self.languages or not self.methods or not self.seeds:
             raise FlareError("languages, methods and seeds must each list at least one entry")
         if self.data.english_side not in ("human", "machine"):

@@ -51,7 +51,7 @@ class Featurizer:
         else:
             main = self._encode(_side(example, self.method.main_input), self.max_length)
         feature = {"input_ids": main, "labels": example.label, "cache_key": example.id}
-        if self.method.source == "model":
+        if self.method.english_pass:
             feature["source_input_ids"] = self._encode(_side(example, "source"), self.max_length)
         elif self.method.source == "latent":
             if self.latent_tokenizer is None:

@@ -28,6 +28,8 @@ class Method:
             translation (``source``), or both concatenated (``concat``).
         uses_english: whether the method needs the English side at test time.
         description: one line for tables and ``--help``.
+        mixup: X-Mixup: a plain LoRA whose target pass is mixed with its English
+            pass at one layer (:class:`~flare_xlt.xmixup.XMixupModel`).
     """
 
     name: str
@@ -36,6 +38,12 @@ class Method:
     main_input: MainInput
     uses_english: bool
     description: str
+    mixup: bool = False
+
+    @property
+    def english_pass(self) -> bool:
+        """Whether the model also runs the English text (FLARE's source pass, X-Mixup)."""
+        return self.source == "model" or self.mixup
 
 
 METHODS: dict[str, Method] = {
@@ -47,18 +55,13 @@ METHODS: dict[str, Method] = {
         Method("input_fusion", True, None, "concat", True, "LoRA on English + target text"),
         Method("flare", True, "model", "target", True, "FLARE: fusion with the English pass"),
         Method("flare_mt", True, "latent", "target", False, "FLARE-MT: latent translation"),
+        Method("x_mixup", True, None, "target", True, "X-Mixup: mixup with the English pass", True),
     )
-}
-
-NOT_IMPLEMENTED = {
-    "x_mixup": "X-Mixup (Yang et al. 2022) is not implemented yet; see the README's support table",
 }
 
 
 def get_method(name: str) -> Method:
-    """The method called ``name``; a clear error for unknown or unimplemented ones."""
+    """The method called ``name``; a clear error for unknown ones."""
     if name in METHODS:
         return METHODS[name]
-    if name in NOT_IMPLEMENTED:
-        raise FlareError(NOT_IMPLEMENTED[name])
     raise FlareError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from flare_xlt.model import FlareModel
+from flare_xlt.xmixup import XMixupModel, XMixupOutput
 
 MODEL_KEYS = ("input_ids", "attention_mask")
 FLARE_KEYS = (
@@ -44,17 +45,35 @@ class ClassificationScorer:
         return [f["labels"] for f in features]
 
     def logits(self, model: nn.Module, batch: dict) -> Tensor:
-        unwrapped = getattr(model, "module", model)  # DDP/FSDP wrap the model during training
-        keys = MODEL_KEYS + (FLARE_KEYS if isinstance(unwrapped, FlareModel) else ())
-        inputs = {k: batch[k] for k in keys if k in batch}
-        if self.verbalizer_ids is None:
-            return model(**inputs).logits
-        last = model(**inputs, logits_to_keep=1).logits[:, -1]  # [B, V]
-        return last[:, self.verbalizer_ids]
+        """Class logits ``[B, C]``."""
+        return self._classes(self._forward(model, batch).logits)
 
     def loss(self, model: nn.Module, batch: dict) -> Tensor:
-        """Cross-entropy over the classes (the label words, for a causal LM)."""
-        return nn.functional.cross_entropy(self.logits(model, batch), batch["labels"])
+        """Cross-entropy over the classes (the label words, for a causal LM).
+
+        X-Mixup also learns from its English pass (:func:`~flare_xlt.xmixup.xmixup_loss`).
+        """
+        output = self._forward(model, batch)
+        logits = self._classes(output.logits)
+        if isinstance(output, XMixupOutput):
+            source_logits = self._classes(output.source_logits)
+            return _unwrap(model).loss(logits, source_logits, batch["labels"])
+        return nn.functional.cross_entropy(logits, batch["labels"])
+
+    def _forward(self, model: nn.Module, batch: dict):
+        """The model's output: for a causal LM, logits at the last position only."""
+        takes_source = isinstance(_unwrap(model), (FlareModel, XMixupModel))
+        keys = MODEL_KEYS + (FLARE_KEYS if takes_source else ())
+        inputs = {k: batch[k] for k in keys if k in batch}
+        if self.verbalizer_ids is None:
+            return model(**inputs)
+        return model(**inputs, logits_to_keep=1)
+
+    def _classes(self, logits: Tensor) -> Tensor:
+        """``[B, C]`` from a head's logits, or from the LM logits ``[B, 1, V]`` (label words)."""
+        if self.verbalizer_ids is None:
+            return logits
+        return logits[:, -1][:, self.verbalizer_ids]
 
     @torch.inference_mode()
     def predict(
@@ -100,6 +119,11 @@ def predict_in_order(
             predictions[i] = prediction
     model.train(was_training)
     return predictions
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DDP/FSDP wrapper (training wraps it)."""
+    return getattr(model, "module", model)
 
 
 def to_device(batch: dict, device: torch.device) -> dict:

@@ -27,6 +27,7 @@ from flare_xlt.recipes.data import load_examples, prompt_template, task_spec
 from flare_xlt.recipes.distributed import is_main_process, wait_for_everyone
 from flare_xlt.recipes.fitting import fit, score
 from flare_xlt.recipes.methods import Method, get_method
+from flare_xlt.xmixup import XMixupModel
 
 logger = logging.getLogger("flare_xlt")
 
@@ -108,7 +109,11 @@ def prepare_method(
     if method.source == "latent":
         encoder, latent_tokenizer = load_backbone(config.latent_encoder, task="encoder")
         latent = LatentEncoder(encoder, model.config.hidden_size, config.latent_encoder)
-    if method.trains and adapter_dir is None:
+    if method.mixup and adapter_dir is None:
+        model = XMixupModel.from_base(model, config.adapter.flare_config(None))
+    elif method.mixup:
+        model = XMixupModel.from_pretrained(model, adapter_dir)
+    elif method.trains and adapter_dir is None:
         adapter = config.adapter.flare_config(method.source)
         model = FlareModel.from_base(model, adapter, latent)
     elif method.trains:
