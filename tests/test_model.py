@@ -260,3 +260,11 @@ def test_calling_the_hf_model_directly_does_not_reuse_a_stale_source():
         model(**inputs)  # leaves the source in place, for gradient checkpointing's recompute
         direct = model.hf_model(**target).logits
         torch.testing.assert_close(direct, model(**target, target_only=True).logits)
+
+
+def test_building_a_model_raises_no_deprecation_noise():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # peft's is_gradient_checkpointing read
+        FlareModel.from_base(tiny_model("llama"), FlareConfig())

@@ -13,6 +13,7 @@ adapters merge as usual).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from peft import LoraConfig, PeftModel, get_peft_model
@@ -119,7 +120,10 @@ def lora_config_for(config: FlareConfig) -> LoraConfig:
 def inject_flare(model: nn.Module, config: FlareConfig) -> PeftModel:
     """Wrap ``model`` (modified in place) with FLARE layers on ``config.target_modules``."""
     try:
-        peft_model = get_peft_model(model, lora_config_for(config))
+        with warnings.catch_warnings():
+            # peft reads transformers' deprecated `is_gradient_checkpointing`: not ours to fix
+            warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
+            peft_model = get_peft_model(model, lora_config_for(config))
     except ValueError as err:
         raise FlareError(f"could not add FLARE adapters: {err}") from None
     if not fused_layers(peft_model):
