@@ -167,6 +167,7 @@ def test_markdown_single_seed_ties_and_oracle():
     results = [run("A", "sw", 0, 70.0, side="human"), run("B", "sw", 0, 70.0)]
     markdown = to_markdown(aggregate(results))
     assert "±" not in markdown
+    assert "Accuracy (%), seed 0; best per column" in markdown
     assert "| A | **70.00** | **70.00** | **1.50** |" in markdown
     assert "| B | **70.00** | **70.00** | **1.50** |" in markdown
     assert "human translation (oracle) for A" in markdown

@@ -317,14 +317,17 @@ def to_markdown(
         lines.append("| " + " | ".join(row) + " |")
     label = METRIC_LABELS.get(table.metric, table.metric)
     seeds = sorted({seed for cell in table.cells.values() for seed in cell.seeds})
-    spread = " ± sample std" if table.multi_seed else ""
+    listed = ", ".join(map(str, seeds))
+    if table.multi_seed:
+        over_seeds = f"mean ± sample std over seeds {listed}"
+    else:
+        over_seeds = f"seed {listed}" if len(seeds) == 1 else f"one run each, seeds {listed}"
     side = english_side_line(table)
     if english_side_note:
         side = f"{side} {english_side_note}"
     lines += [
         "",
-        f"{label} (%), mean{spread} over seeds {', '.join(map(str, seeds))}; "
-        "best per column in bold; Avg rank: 1 = best.",
+        f"{label} (%), {over_seeds}; best per column in bold; Avg rank: 1 = best.",
         side,
     ]
     return "\n".join(lines) + "\n"
