@@ -116,3 +116,4 @@ def test_the_middle_layer_is_the_default(arch):
     model = xmixup(arch)
     assert model.xmixup_config.layer == 1
     assert model._layer is transformer_layers(model.lora.hf_model)[1]
+    assert model._no_split_modules == model.lora.hf_model._no_split_modules  # FSDP wrap unit

@@ -200,6 +200,11 @@ class XMixupModel(nn.Module):
         """The transformers config of the base model."""
         return self.lora.config
 
+    @property
+    def _no_split_modules(self) -> list[str] | None:
+        """The base model's transformer blocks, so FSDP can wrap one block at a time."""
+        return self.lora._no_split_modules
+
     def trainable_parameters(self) -> ParameterSummary:
         params = list(self.parameters())
         trainable = sum(p.numel() for p in params if p.requires_grad)
