@@ -171,7 +171,7 @@ def test_combine_reports_labels_each_run(tiny_backbones, tmp_path):
             overrides=[
                 f"backbone={tiny_backbones / 'llama'}",
                 f"output_dir={tmp_path / fusion}",
-                "methods=[flare]",
+                "methods=[lora, flare]" if fusion == "add" else "methods=[flare]",
                 "languages=[javanese]",
                 f"adapter.fusion={fusion}",
                 "data.max_train_examples=4",
@@ -186,7 +186,12 @@ def test_combine_reports_labels_each_run(tiny_backbones, tmp_path):
     markdown = combine_reports(paths, tmp_path / "combined", label_key="adapter.fusion")
     assert "flare [fusion=add]" in markdown and "flare [fusion=mul]" in markdown
     combined = read_results_json(tmp_path / "combined" / "results.json")
-    assert sorted(r.method for r in combined) == ["flare [fusion=add]", "flare [fusion=mul]"]
+    # lora comes from one run only: a baseline row, not labelled with that run's fusion
+    assert sorted(r.method for r in combined) == [
+        "flare [fusion=add]",
+        "flare [fusion=mul]",
+        "lora",
+    ]
 
 
 @pytest.mark.slow

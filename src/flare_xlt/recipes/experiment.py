@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -99,16 +100,22 @@ def combine_reports(
 ) -> str:
     """One table from several experiments' results.json (e.g. an ablation run as separate grids).
 
-    With ``label_key`` (a dotted config key such as ``adapter.fusion``) each method is renamed
-    ``"method [fusion=value]"`` after that experiment's setting. Returns the Markdown table.
+    With ``label_key`` (a dotted config key such as ``adapter.fusion``) a method that comes
+    from several experiments is renamed ``"method [fusion=value]"`` after each experiment's
+    setting; a method found in one experiment only (a baseline row) keeps its name.
+    Returns the Markdown table.
     """
+    runs_per_path = [read_results_json(path) for path in paths]
+    experiments = Counter(method for runs in runs_per_path for method in {r.method for r in runs})
     results: list[RunResult] = []
-    for path in paths:
-        runs = read_results_json(path)
+    for path, runs in zip(paths, runs_per_path, strict=True):
         if label_key is not None:
             value = _dotted(json.loads(Path(path).read_text())["config"], label_key, path)
             label = f"{label_key.rsplit('.', 1)[-1]}={value}"
-            runs = [replace(r, method=f"{r.method} [{label}]") for r in runs]
+            runs = [
+                replace(r, method=f"{r.method} [{label}]") if experiments[r.method] > 1 else r
+                for r in runs
+            ]
         results += runs
     table = aggregate(results)
     markdown = to_markdown(table, title=title)
