@@ -38,6 +38,14 @@ class ParameterSummary:
         share = 100 * self.trainable / max(self.total, 1)
         return f"trainable params: {self.trainable:,} || all params: {self.total:,} || {share:.4f}%"
 
+    @classmethod
+    def of(cls, module: nn.Module) -> ParameterSummary:
+        """Count the trainable and all parameters of ``module``."""
+        params = list(module.parameters())
+        return cls(
+            sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+        )
+
 
 class FlareModel(nn.Module):
     """A base model with FLARE adapters; ``forward`` runs the source pass, then the fused pass.
@@ -146,9 +154,7 @@ class FlareModel(nn.Module):
         return next(self.hf_model.parameters()).device
 
     def trainable_parameters(self) -> ParameterSummary:
-        params = list(self.parameters())
-        trainable = sum(p.numel() for p in params if p.requires_grad)
-        return ParameterSummary(trainable, sum(p.numel() for p in params))
+        return ParameterSummary.of(self)
 
     def gradient_checkpointing_enable(self, **kwargs) -> None:
         self.hf_model.gradient_checkpointing_enable(**kwargs)

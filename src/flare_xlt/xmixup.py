@@ -206,9 +206,7 @@ class XMixupModel(nn.Module):
         return self.lora._no_split_modules
 
     def trainable_parameters(self) -> ParameterSummary:
-        params = list(self.parameters())
-        trainable = sum(p.numel() for p in params if p.requires_grad)
-        return ParameterSummary(trainable, sum(p.numel() for p in params))
+        return ParameterSummary.of(self)
 
     def loss(self, target_logits: Tensor, source_logits: Tensor, labels: Tensor) -> Tensor:
         """:func:`xmixup_loss` with this model's ``source_loss_weight``."""
