@@ -13,6 +13,7 @@ from flare_xlt.evaluate import read_results_json
 from flare_xlt.paths import default_data_dir
 from flare_xlt.recipes import experiment, load_config, run_experiment
 from flare_xlt.recipes.demo import DEMO_METHODS
+from flare_xlt.recipes.stage1 import run_stage1
 from flare_xlt.recipes.stage2 import evaluate_language, prepare_method, run_cell
 
 pytestmark = pytest.mark.real_data
@@ -314,3 +315,27 @@ def test_finished_cells_are_not_reused_under_other_settings(tiny_backbones, tmp_
     changed_stage1 = load_config(overrides=[*overrides, "stage1.learning_rate=0.1"])
     with pytest.raises(FlareError, match="English task model trained with other settings"):
         run_experiment(changed_stage1, progress=False)
+
+
+def test_a_fresh_adapter_is_seeded_by_its_cell_not_by_what_ran_before(tiny_backbones, tmp_path):
+    # Found by the e5 ablation: the first cell of a process started from other LoRA A
+    # weights than the same cell run after other cells, so results depended on run order.
+    config = load_config(
+        overrides=[
+            f"backbone={tiny_backbones / 'llama'}",
+            f"output_dir={tmp_path / 'run'}",
+            "data.max_train_examples=4",
+            "data.max_validation_examples=4",
+            "stage1.max_steps=1",
+        ]
+    )
+    stage1_dir = run_stage1(config, progress=False)
+
+    def initial_lora_a(unrelated_draws: int, seed: int) -> list[torch.Tensor]:
+        torch.rand(unrelated_draws)  # whatever earlier cells consumed
+        model = prepare_method(config, "flare", stage1_dir, seed=seed).model
+        return [p.detach().clone() for n, p in model.named_parameters() if "lora_A" in n]
+
+    first, later = initial_lora_a(1, seed=42), initial_lora_a(1000, seed=42)
+    assert all(torch.equal(a, b) for a, b in zip(first, later, strict=True))
+    assert not torch.equal(first[0], initial_lora_a(0, seed=43)[0])

@@ -13,6 +13,8 @@ import logging
 import shutil
 from pathlib import Path
 
+from transformers import set_seed
+
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
 from flare_xlt.model import FlareModel
@@ -44,6 +46,7 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
         return model_dir
     spec = task_spec(config)
     head = head_kind(config.backbone)
+    set_seed(config.stage1.seed)  # the new head's and the adapter's initial weights
     model, tokenizer = load_task_model(config.backbone, head, spec)
     template = prompt_template(config, spec)
     parts = build_components(

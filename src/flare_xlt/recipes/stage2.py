@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from torch import nn
+from transformers import set_seed
 
 from flare_xlt.cache import SourceCache
 from flare_xlt.errors import FlareError
@@ -97,10 +98,19 @@ class MethodSetup:
 
 
 def prepare_method(
-    config: ExperimentConfig, method_name: str, stage1_dir: Path, adapter_dir: Path | None = None
+    config: ExperimentConfig,
+    method_name: str,
+    stage1_dir: Path,
+    adapter_dir: Path | None = None,
+    seed: int | None = None,
 ) -> MethodSetup:
-    """Load the stage-1 model and wrap it for ``method_name``: a fresh adapter, or a saved one."""
+    """Load the stage-1 model and wrap it for ``method_name``: a fresh adapter, or a saved one.
+
+    ``seed`` (default ``config.stage2.seed``) sets a fresh adapter's initial weights, so a
+    cell's result does not depend on what ran before it in the same process.
+    """
     method = get_method(method_name)
+    set_seed(config.stage2.seed if seed is None else seed)
     spec = task_spec(config)
     head = head_kind(config.backbone)
     model, tokenizer = load_task_model(str(stage1_dir), head, spec)
@@ -132,7 +142,7 @@ def run_cell(
     """Train (if the method trains) and evaluate one cell; resumable, skipped when done."""
     if (done := load_cell_results(config, cell)) is not None:
         return done
-    setup = prepare_method(config, cell.method, stage1_dir)
+    setup = prepare_method(config, cell.method, stage1_dir, seed=cell.seed)
     directory = cell_dir(config, cell)
     timings: dict[str, float] = {}
     if setup.method.trains:
