@@ -109,7 +109,7 @@ class XMixupOutput:
 
     Attributes:
         logits: the mixed target pass's logits (``[B, T, V]``, or ``[B, C]`` for a head).
-        source_logits: the English pass's logits, same shape.
+        source_logits: the English pass's logits (``[B, S, V]``, or ``[B, C]`` for a head).
         mixup_ratio: the mixing ratio of each example ``[B]``.
     """
 
@@ -143,7 +143,8 @@ class XMixupModel(nn.Module):
 
     Inputs are the target text ``input_ids``/``attention_mask`` ``[B, T]`` and its
     English side ``source_input_ids``/``source_attention_mask`` ``[B, S]``. Build it
-    with :meth:`from_base` or :meth:`from_pretrained`.
+    with :meth:`from_base` or :meth:`from_pretrained`. Not for gradient checkpointing: the
+    mixing hook reads state that a recomputation in the backward pass would no longer see.
     """
 
     def __init__(self, lora: FlareModel, config: XMixupConfig):
