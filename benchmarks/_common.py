@@ -39,13 +39,6 @@ from torch import Tensor, nn
 from flare_xlt import FlareConfig, FlareModel, LatentEncoder, SourceCache
 from flare_xlt.recipes.scoring import ClassificationScorer
 
-FLARE_KEYS = (
-    "source_input_ids",
-    "source_attention_mask",
-    "latent_input_ids",
-    "latent_attention_mask",
-    "cache_keys",
-)
 MODELS = ("tiny", "gemma-3-270m")
 TRAIN_METHODS = ("lora", "flare", "flare_cached", "flare_mt", "input_fusion")
 EVAL_METHODS = ("lora", "flare", "flare_mt", "input_fusion")

@@ -188,7 +188,7 @@ class FlareModel(nn.Module):
             The base model's output object.
         """
         batch_size = _batch_size(input_ids, kwargs.get("inputs_embeds"))
-        _check_ids("input_ids", input_ids, attention_mask, "attention_mask", None)
+        check_ids("input_ids", input_ids, attention_mask, "attention_mask", None)
         self.context.clear()
         self.context.source = self._source_batch(
             batch_size,
@@ -224,7 +224,7 @@ class FlareModel(nn.Module):
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        _check_ids("input_ids", input_ids, attention_mask, "attention_mask", None)
+        check_ids("input_ids", input_ids, attention_mask, "attention_mask", None)
         self.context.clear()
         self.context.source = self._source_batch(
             input_ids.shape[0],
@@ -274,7 +274,7 @@ class FlareModel(nn.Module):
                 f"{ids_name} is required for a source={kind!r} adapter; pass target_only=True "
                 "to run without a source on purpose"
             )
-        _check_ids(ids_name, ids, mask, ids_name.replace("input_ids", "attention_mask"), batch_size)
+        check_ids(ids_name, ids, mask, ids_name.replace("input_ids", "attention_mask"), batch_size)
         if mask is None:
             mask = torch.ones_like(ids)
         if cache_keys is not None and len(cache_keys) != batch_size:
@@ -396,7 +396,7 @@ def _batch_size(input_ids: Tensor | None, inputs_embeds: Tensor | None) -> int:
     return tokens.shape[0]
 
 
-def _check_ids(
+def check_ids(
     name: str, ids: Tensor | None, mask: Tensor | None, mask_name: str, batch_size: int | None
 ) -> None:
     """Clear ValueErrors for wrong types, dtypes, shapes and batch sizes."""

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
-from flare_xlt.model import FlareModel, ParameterSummary
+from flare_xlt.model import FlareModel, ParameterSummary, check_ids
 
 CONFIG_FILE = "xmixup_config.json"
 WEIGHTS_FILE = "xmixup.safetensors"
@@ -228,11 +228,13 @@ class XMixupModel(nn.Module):
         """
         if source_input_ids is None or source_attention_mask is None:
             raise FlareError("X-Mixup needs the English side: source_input_ids/attention_mask")
-        if source_input_ids.shape[0] != input_ids.shape[0]:
-            raise FlareError(
-                f"source_input_ids has batch size {source_input_ids.shape[0]} but input_ids has "
-                f"{input_ids.shape[0]}: source and target batches must hold the same examples"
-            )
+        check_ids(
+            "source_input_ids",
+            source_input_ids,
+            source_attention_mask,
+            "source_attention_mask",
+            input_ids.shape[0],
+        )
         self._mixing = None  # the English pass: the hook records the layer's output
         source = self.lora(
             input_ids=source_input_ids, attention_mask=source_attention_mask, **kwargs

@@ -25,7 +25,7 @@ from transformers import PreTrainedTokenizerBase, StoppingCriteria, StoppingCrit
 from flare_xlt.model import FlareModel
 from flare_xlt.recipes.features import HeadKind
 from flare_xlt.recipes.qa_features import IGNORE_INDEX
-from flare_xlt.recipes.scoring import FLARE_KEYS, MODEL_KEYS, predict_in_order
+from flare_xlt.recipes.scoring import model_inputs, predict_in_order, unwrap_model
 
 SOURCE_KEYS = (
     "source_input_ids",
@@ -53,7 +53,7 @@ class QAScorer:
 
     def loss(self, model: nn.Module, batch: dict) -> Tensor:
         """Mean cross-entropy over the answer tokens (causal LM) or over start and end (encoder)."""
-        inputs = _model_inputs(model, batch)
+        inputs = model_inputs(model, batch)
         if self.head == "classifier":
             positions = {k: batch[k] for k in ("start_positions", "end_positions")}
             return model(**inputs, **positions).loss
@@ -83,12 +83,12 @@ class QAScorer:
         description: str = "evaluating",
     ) -> list[str]:
         """Predicted answer per feature, batched by similar length, in the input order."""
-        model = getattr(model, "module", model)  # a DDP/FSDP wrapper has no generate
+        model = unwrap_model(model)  # a DDP/FSDP wrapper has no generate
 
         def answers(batch: dict) -> list[str]:
             if self.head == "causal_lm":
                 return self._generate(model, batch)
-            output = model(**_model_inputs(model, batch))
+            output = model(**model_inputs(model, batch))
             return decode_spans(output.start_logits, output.end_logits, batch, self.max_new_tokens)
 
         key = "prompt_ids" if self.head == "causal_lm" else "input_ids"
@@ -195,10 +195,3 @@ def decode_spans(
         begin, finish = offsets[token[start]][0], offsets[token[end]][1]
         answers.append(context[begin:finish].strip())
     return answers
-
-
-def _model_inputs(model: nn.Module, batch: dict) -> dict:
-    """The main input, and for a FlareModel its source streams and cache keys."""
-    unwrapped = getattr(model, "module", model)  # DDP/FSDP wrap the model during training
-    keys = MODEL_KEYS + (FLARE_KEYS if isinstance(unwrapped, FlareModel) else ())
-    return {k: batch[k] for k in keys if k in batch}

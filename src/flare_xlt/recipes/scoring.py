@@ -57,14 +57,12 @@ class ClassificationScorer:
         logits = self._classes(output.logits)
         if isinstance(output, XMixupOutput):
             source_logits = self._classes(output.source_logits)
-            return _unwrap(model).loss(logits, source_logits, batch["labels"])
+            return unwrap_model(model).loss(logits, source_logits, batch["labels"])
         return nn.functional.cross_entropy(logits, batch["labels"])
 
     def _forward(self, model: nn.Module, batch: dict):
         """The model's output: for a causal LM, logits at the last position only."""
-        takes_source = isinstance(_unwrap(model), (FlareModel, XMixupModel))
-        keys = MODEL_KEYS + (FLARE_KEYS if takes_source else ())
-        inputs = {k: batch[k] for k in keys if k in batch}
+        inputs = model_inputs(model, batch)
         if self.verbalizer_ids is None:
             return model(**inputs)
         return model(**inputs, logits_to_keep=1)
@@ -121,7 +119,14 @@ def predict_in_order(
     return predictions
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
+def model_inputs(model: nn.Module, batch: dict) -> dict:
+    """The main input, and for a FLARE or X-Mixup model its source streams and cache keys."""
+    takes_source = isinstance(unwrap_model(model), (FlareModel, XMixupModel))
+    keys = MODEL_KEYS + (FLARE_KEYS if takes_source else ())
+    return {k: batch[k] for k in keys if k in batch}
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
     """The model inside a DDP/FSDP wrapper (training wraps it)."""
     return getattr(model, "module", model)
 
