@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 
 import pytest
 import torch
@@ -315,6 +316,26 @@ def test_finished_cells_are_not_reused_under_other_settings(tiny_backbones, tmp_
     changed_stage1 = load_config(overrides=[*overrides, "stage1.learning_rate=0.1"])
     with pytest.raises(FlareError, match="English task model trained with other settings"):
         run_experiment(changed_stage1, progress=False)
+
+
+def test_a_recorded_stage1_whose_model_is_gone_names_the_fix(tiny_backbones, tmp_path):
+    # Found on a fresh checkout: stage1.json is committed, its model folder is git-ignored,
+    # and the runner "reused" a model that was not there.
+    from flare_xlt.errors import FlareError
+
+    config = load_config(
+        overrides=[
+            f"backbone={tiny_backbones / 'llama'}",
+            f"output_dir={tmp_path / 'run'}",
+            "data.max_train_examples=4",
+            "data.max_validation_examples=4",
+            "stage1.max_steps=1",
+        ]
+    )
+    model_dir = run_stage1(config, progress=False)
+    shutil.rmtree(model_dir)
+    with pytest.raises(FlareError, match=r"stage1\.json records .* is missing; restore it"):
+        run_stage1(config, progress=False)
 
 
 def test_a_fresh_adapter_is_seeded_by_its_cell_not_by_what_ran_before(tiny_backbones, tmp_path):

@@ -42,6 +42,11 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
                 f"{directory} holds an English task model trained with other settings; "
                 "set stage1_dir (or output_dir) to another folder"
             )
+        if not model_dir.is_dir():
+            raise FlareError(
+                f"{directory / MARKER} records an English task model but {model_dir} is missing; "
+                f"restore it, or delete {directory / MARKER} to train it again"
+            )
         logger.info("stage 1: reusing the English task model in %s", model_dir)
         return model_dir
     spec = task_spec(config)
