@@ -95,6 +95,12 @@ def test_every_method_runs_resumes_and_reports(tiny_backbones, tmp_path):
         root / "cells" / "flare" / "javanese" / "seed42" / "cell.json"
     ).stat().st_mtime_ns == stamp
     assert read_results_json(root / "results.json") == results
+    # resumed work is not timed again as if it took no time (found on a regenerated report)
+    assert json.loads((root / "results.json").read_text())["timings"] == {}
+    assert payload["timings"].keys() == {
+        "stage1_seconds",
+        *(f"{m}/{lang}/seed42" for m in methods for lang in LANGUAGES),
+    }
 
     # a saved adapter, loaded again as `flare evaluate --adapter` does, scores the same
     for method in ("flare", "x_mixup"):

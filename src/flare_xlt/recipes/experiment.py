@@ -23,8 +23,9 @@ from flare_xlt.evaluate import (
 from flare_xlt.recipes.config import ExperimentConfig
 from flare_xlt.recipes.data import task_spec
 from flare_xlt.recipes.methods import get_method
+from flare_xlt.recipes.stage1 import MARKER as STAGE1_MARKER
 from flare_xlt.recipes.stage1 import run_stage1
-from flare_xlt.recipes.stage2 import Cell, run_cell
+from flare_xlt.recipes.stage2 import Cell, load_cell_results, run_cell
 
 logger = logging.getLogger("flare_xlt")
 
@@ -60,16 +61,23 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     root = config.root
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    # timings: wall seconds of the work this invocation did; resumed cells keep the
+    # train/eval seconds of the run that computed them in their own results
+    timings: dict[str, float] = {}
     start = time.perf_counter()
+    stage1_trained = not (config.stage1_root / STAGE1_MARKER).is_file()
     stage1_dir = run_stage1(config, progress)
-    timings = {"stage1_seconds": time.perf_counter() - start}
+    if stage1_trained:
+        timings["stage1_seconds"] = time.perf_counter() - start
     results: list[RunResult] = []
     cells = grid(config)
     report = {}
     for cell in tqdm(cells, desc="grid", disable=not progress, unit="cell"):
+        computed = load_cell_results(config, cell) is None
         cell_start = time.perf_counter()
         results += run_cell(config, cell, stage1_dir, progress)
-        timings[cell.name] = time.perf_counter() - cell_start
+        if computed:
+            timings[cell.name] = time.perf_counter() - cell_start
         report = write_report(config, results, timings)  # a partial table after every cell
     return report
 
