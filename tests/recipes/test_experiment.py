@@ -324,12 +324,9 @@ def test_finished_cells_are_not_reused_under_other_settings(tiny_backbones, tmp_
         run_experiment(changed_stage1, progress=False)
 
 
-def test_a_recorded_stage1_whose_model_is_gone_names_the_fix(tiny_backbones, tmp_path):
-    # Found on a fresh checkout: stage1.json is committed, its model folder is git-ignored,
-    # and the runner "reused" a model that was not there.
-    from flare_xlt.errors import FlareError
-
-    config = load_config(
+def one_step_stage1_config(tiny_backbones, tmp_path):
+    """The tiny Llama with a one-step English task model on 4 examples."""
+    return load_config(
         overrides=[
             f"backbone={tiny_backbones / 'llama'}",
             f"output_dir={tmp_path / 'run'}",
@@ -338,6 +335,14 @@ def test_a_recorded_stage1_whose_model_is_gone_names_the_fix(tiny_backbones, tmp
             "stage1.max_steps=1",
         ]
     )
+
+
+def test_a_recorded_stage1_whose_model_is_gone_names_the_fix(tiny_backbones, tmp_path):
+    # Found on a fresh checkout: stage1.json is committed, its model folder is git-ignored,
+    # and the runner "reused" a model that was not there.
+    from flare_xlt.errors import FlareError
+
+    config = one_step_stage1_config(tiny_backbones, tmp_path)
     model_dir = run_stage1(config, progress=False)
     shutil.rmtree(model_dir)
     with pytest.raises(FlareError, match=r"stage1\.json records .* is missing; restore it"):
@@ -347,15 +352,7 @@ def test_a_recorded_stage1_whose_model_is_gone_names_the_fix(tiny_backbones, tmp
 def test_a_fresh_adapter_is_seeded_by_its_cell_not_by_what_ran_before(tiny_backbones, tmp_path):
     # Found by the e5 ablation: the first cell of a process started from other LoRA A
     # weights than the same cell run after other cells, so results depended on run order.
-    config = load_config(
-        overrides=[
-            f"backbone={tiny_backbones / 'llama'}",
-            f"output_dir={tmp_path / 'run'}",
-            "data.max_train_examples=4",
-            "data.max_validation_examples=4",
-            "stage1.max_steps=1",
-        ]
-    )
+    config = one_step_stage1_config(tiny_backbones, tmp_path)
     stage1_dir = run_stage1(config, progress=False)
 
     def initial_lora_a(unrelated_draws: int, seed: int) -> list[torch.Tensor]:

@@ -73,11 +73,11 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     cells = grid(config)
     report = {}
     for cell in tqdm(cells, desc="grid", disable=not progress, unit="cell"):
-        computed = load_cell_results(config, cell) is None
-        cell_start = time.perf_counter()
-        results += run_cell(config, cell, stage1_dir, progress)
-        if computed:
+        if (done := load_cell_results(config, cell)) is None:
+            cell_start = time.perf_counter()
+            done = run_cell(config, cell, stage1_dir, progress)
             timings[cell.name] = time.perf_counter() - cell_start
+        results += done
         report = write_report(config, results, timings)  # a partial table after every cell
     return report
 
