@@ -203,6 +203,36 @@ def test_source_representation_and_layer_offset(representation, offset):
         assert any(".1." in key for key in keys) and any(".2." in key for key in keys)
 
 
+@pytest.mark.parametrize("arch_name", ["bert", "xlm-roberta"])
+def test_hidden_state_source_equals_projection_input_on_post_ln_encoders(arch_name):
+    """On a post-LN encoder the query/value input of layer i *is* hidden state i, so both
+    source representations give the same logits, also with a trained (non-zero B) adapter:
+    the English pass must run without the adapter in either mode."""
+    outputs = []
+    for representation in ("projection_input", "hidden_state"):
+        config = FlareConfig(source_representation=representation)
+        model = FlareModel.from_base(tiny_model(arch_name), config)
+        randomize_lora_b(model)
+        with torch.no_grad():
+            outputs.append(logits(model, **batch_inputs()))
+    torch.testing.assert_close(outputs[0], outputs[1], atol=1e-5, rtol=0)
+
+
+def test_a_model_without_a_task_head_fuses_its_source():
+    """``base_model`` of a bare body is the body itself: the source pass must not clear it."""
+    import transformers as tf
+    from tiny_models import tiny_config
+
+    body = tf.AutoModel.from_config(tiny_config("bert")).eval()
+    model = FlareModel.from_base(body, FlareConfig())
+    randomize_lora_b(model)
+    inputs = batch_inputs()
+    other = dict(inputs, source_input_ids=(inputs["source_input_ids"] + 7) % 60 + 3)
+    with torch.no_grad():
+        hidden = model(**inputs).last_hidden_state
+        assert not torch.allclose(model(**other).last_hidden_state, hidden, atol=1e-4)
+
+
 def _fused(model):
     from flare_xlt.layer import fused_layers
 

@@ -322,11 +322,11 @@ class FlareModel(nn.Module):
         if was_training:
             self.eval()  # deterministic source: no dropout
         try:
+            self.context.capture = {}  # fused layers record their input and skip the adapter
             if self.flare_config.source_representation == "hidden_state":
                 hidden = body(**kwargs, output_hidden_states=True).hidden_states
                 states = {hidden_state_key(i): h for i, h in enumerate(hidden)}
             else:
-                self.context.capture = {}
                 body(**kwargs)
                 states = self.context.capture
         finally:
@@ -337,6 +337,8 @@ class FlareModel(nn.Module):
 
     def _align_target(self, module, args, kwargs):
         """Forward pre-hook on the HF model: align this call's target tokens to the source."""
+        if self.context.capture is not None:  # the source pass itself (a model without a head)
+            return None
         if not self.context.in_call:  # the HF model called directly: no stale source
             self.context.clear()
         source = self.context.source
