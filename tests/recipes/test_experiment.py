@@ -1,6 +1,7 @@
 """The experiment runner end to end on real NusaX files with tiny random models (no downloads)."""
 
 import csv
+import dataclasses
 import json
 import shutil
 
@@ -347,6 +348,21 @@ def test_a_recorded_stage1_whose_model_is_gone_names_the_fix(tiny_backbones, tmp
     shutil.rmtree(model_dir)
     with pytest.raises(FlareError, match=r"stage1\.json records .* is missing; restore it"):
         run_stage1(config, progress=False)
+
+
+def test_stage1_is_shared_by_languages_with_the_same_english_side(tiny_backbones, tmp_path):
+    # `flare train --lang sundanese --config X` overrides languages=[sundanese]: the English
+    # task model trained from the javanese pairs (the same English texts) must be reused.
+    from flare_xlt.errors import FlareError
+
+    config = one_step_stage1_config(tiny_backbones, tmp_path)
+    model_dir = run_stage1(config, progress=False)
+    for language in ("sundanese", "toba_batak"):
+        other = dataclasses.replace(config, languages=[language, "javanese"])
+        assert run_stage1(other, progress=False) == model_dir
+    fewer = dataclasses.replace(config, data=dataclasses.replace(config.data, max_train_examples=3))
+    with pytest.raises(FlareError, match="English task model trained with other settings"):
+        run_stage1(fewer, progress=False)
 
 
 def test_a_fresh_adapter_is_seeded_by_its_cell_not_by_what_ran_before(tiny_backbones, tmp_path):

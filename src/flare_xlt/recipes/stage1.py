@@ -8,6 +8,7 @@ ordinary Hugging Face model directory.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import shutil
@@ -35,9 +36,11 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
     """Train (or reuse) the English task model; returns its directory."""
     directory = config.stage1_root
     model_dir = directory / "model"
+    english_train, english_validation = english_data(config)
+    settings = stage1_settings(config, english_train + english_validation)
     if (directory / MARKER).is_file():
         saved = json.loads((directory / MARKER).read_text()).get("settings")
-        if saved != stage1_settings(config):
+        if saved != settings:
             raise FlareError(
                 f"{directory} holds an English task model trained with other settings; "
                 "set stage1_dir (or output_dir) to another folder"
@@ -58,9 +61,8 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
         spec, tokenizer, template, head, METHODS["lora"], config.data.max_length
     )
     featurize, collate, scorer = parts.featurize, parts.collate, parts.scorer
-    language = config.languages[0]  # any language's pairs carry the same English side
-    train = [featurize(e) for e in english_only(load_examples(config, language, "train"))]
-    validation = [featurize(e) for e in english_only(load_examples(config, language, "validation"))]
+    train = [featurize(e) for e in english_train]
+    validation = [featurize(e) for e in english_validation]
 
     adapter = FlareConfig(
         r=config.adapter.r,
@@ -87,7 +89,7 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
     if is_main_process():
         _save_merged(lora, tokenizer, directory)
         summary = {
-            "settings": stage1_settings(config),
+            "settings": settings,
             "english_validation": {spec.metric: english_score},
             "train_steps": result.global_step,
             "train_seconds": result.train_seconds,
@@ -109,18 +111,32 @@ def _save_merged(lora: FlareModel, tokenizer, directory: Path) -> None:
     staging.rename(directory / "model")
 
 
-def stage1_settings(config: ExperimentConfig) -> dict:
-    """What the English task model depends on."""
+def english_data(config: ExperimentConfig) -> tuple[list, list]:
+    """The English side of the first language's training and validation pairs.
+
+    Parallel tasks (NusaX, XNLI, XQuAD) give every language the same English side, so one
+    English task model serves them all; :func:`stage1_settings` records a fingerprint of
+    these texts, not the language they were read from.
+    """
+    language = config.languages[0]
+    return tuple(english_only(load_examples(config, language, s)) for s in ("train", "validation"))
+
+
+def fingerprint(examples: list) -> str:
+    """SHA-256 of the examples' contents (ids, texts, labels), independent of file paths."""
+    payload = json.dumps([dataclasses.asdict(e) for e in examples], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def stage1_settings(config: ExperimentConfig, english_examples: list) -> dict:
+    """What the English task model depends on, given the English examples it trains on."""
     data = config.data
     return {
         "backbone": config.backbone,
         "task": config.task,
-        "files": data.files,
         "prompt_language": data.prompt_language,
         "max_length": data.max_length,
-        "max_train_examples": data.max_train_examples,
-        "max_validation_examples": data.max_validation_examples,
-        "first_language": config.languages[0],
+        "english_data": fingerprint(english_examples),
         "adapter": {"r": config.adapter.r, "alpha": config.adapter.alpha},
         "stage1": dataclasses.asdict(config.stage1),
     }
