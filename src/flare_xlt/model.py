@@ -99,6 +99,11 @@ class FlareModel(nn.Module):
         """Load adapters saved by :meth:`save_pretrained` onto ``base_model``."""
         config, meta = FlareConfig.load_file(directory)
         _check_same_base(base_model, meta.get("base_model", {}), directory)
+        if config.source != "latent" and latent_encoder is not None:
+            raise FlareError(
+                f"{directory} is not a FLARE-MT adapter (source={config.source!r}): "
+                "load it without latent_encoder"
+            )
         if config.source == "latent" and latent_encoder is None:
             name = meta.get("latent_encoder", {}).get("name_or_path")
             if name is None:
@@ -107,8 +112,10 @@ class FlareModel(nn.Module):
         model = cls.from_base(base_model, config, latent_encoder)
         load_adapter(model.peft_model, directory)
         if latent_encoder is not None:
-            state = load_file(str(Path(directory, PROJECTION_FILE)))
-            latent_encoder.projection.load_state_dict(state)
+            projection = Path(directory, PROJECTION_FILE)
+            if not projection.is_file():
+                raise FlareError(f"{projection} is missing: the FLARE-MT adapter is incomplete")
+            latent_encoder.projection.load_state_dict(load_file(str(projection)))
         return model
 
     def save_pretrained(self, directory: str | Path) -> None:

@@ -4,6 +4,7 @@ import csv
 import dataclasses
 import json
 import shutil
+import subprocess
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ import transformers as tf
 from recipe_tokenizer import word_tokenizer
 from tiny_models import tiny_config
 
+from flare_xlt.errors import FlareError
 from flare_xlt.evaluate import read_results_json
 from flare_xlt.paths import default_data_dir
 from flare_xlt.recipes import experiment, load_config, run_experiment
@@ -110,6 +112,10 @@ def test_every_method_runs_resumes_and_reports(tiny_backbones, tmp_path):
         again = evaluate_language(config, setup, "javanese", 42, progress=False)
         before = next(r for r in results if (r.method, r.language) == (method, "javanese"))
         assert again.score == before.score
+    flare_adapter = root / "cells" / "flare" / "javanese" / "seed42" / "adapter"
+    for wrong_method in ("lora", "flare_mt"):  # a mismatch is named before anything loads
+        with pytest.raises(FlareError, match=r"holds an adapter for flare, not for method"):
+            prepare_method(config, wrong_method, root / "stage1" / "model", flare_adapter)
 
 
 def test_joint_multi_target_training(tiny_backbones, tmp_path):
@@ -204,10 +210,30 @@ def test_combine_reports_labels_each_run(tiny_backbones, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["train", "--method", "flair"], "unknown method 'flair'"),
+        (["evaluate", "--method", "flare"], "method 'flare' trains an adapter: pass --adapter DIR"),
+    ],
+)
+def test_cli_checks_the_method_before_training_stage1(tiny_backbones, tmp_path, command, message):
+    run = tmp_path / "run"
+    args = [*command, "--lang", "javanese", "--set", f"backbone={tiny_backbones / 'llama'}"]
+    done = subprocess.run(
+        ["flare", *args, "--set", f"output_dir={run}", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert message in done.stderr.strip().splitlines()[-1]
+    assert not run.exists()  # nothing was trained first
+
+
 def test_cli_train_under_torchrun_runs_real_ddp(tiny_backbones, tmp_path):
     """``torchrun -m flare_xlt.cli train`` trains one FLARE cell with 2 processes (gloo)."""
     import os
-    import subprocess
     import sys
 
     output = tmp_path / "ddp"
@@ -296,15 +322,11 @@ def test_own_parallel_files_run_with_no_code_change(tiny_backbones, tmp_path):
 
 
 def test_own_files_need_a_split_placeholder_and_labels():
-    from flare_xlt.errors import FlareError
-
     with pytest.raises(FlareError, match=r"data.files needs a \{split\} placeholder"):
         load_config(overrides=["task=mine", "data.files=data.jsonl", "data.label_names=[a, b]"])
 
 
 def test_finished_cells_are_not_reused_under_other_settings(tiny_backbones, tmp_path):
-    from flare_xlt.errors import FlareError
-
     overrides = [
         f"backbone={tiny_backbones / 'llama'}",
         f"output_dir={tmp_path / 'run'}",
@@ -341,8 +363,6 @@ def one_step_stage1_config(tiny_backbones, tmp_path):
 def test_a_recorded_stage1_whose_model_is_gone_names_the_fix(tiny_backbones, tmp_path):
     # Found on a fresh checkout: stage1.json is committed, its model folder is git-ignored,
     # and the runner "reused" a model that was not there.
-    from flare_xlt.errors import FlareError
-
     config = one_step_stage1_config(tiny_backbones, tmp_path)
     model_dir = run_stage1(config, progress=False)
     shutil.rmtree(model_dir)
@@ -353,8 +373,6 @@ def test_a_recorded_stage1_whose_model_is_gone_names_the_fix(tiny_backbones, tmp
 def test_stage1_is_shared_by_languages_with_the_same_english_side(tiny_backbones, tmp_path):
     # `flare train --lang sundanese --config X` overrides languages=[sundanese]: the English
     # task model trained from the javanese pairs (the same English texts) must be reused.
-    from flare_xlt.errors import FlareError
-
     config = one_step_stage1_config(tiny_backbones, tmp_path)
     model_dir = run_stage1(config, progress=False)
     for language in ("sundanese", "toba_batak"):

@@ -40,6 +40,11 @@ def _overrides(values: list[str] | None, data_dir: Path | None) -> list[str]:
     return extra
 
 
+def _one_cell(method: str, lang: str) -> list[str]:
+    """Overrides that make the config one method and one language, checked before any work."""
+    return [f"methods=[{method}]", f"languages=[{lang}]"]
+
+
 @app.command()
 def experiment(
     config: Annotated[Path, typer.Argument(help="Experiment YAML config.")],
@@ -69,7 +74,7 @@ def train(
     """Train one method for one language (stage 1 first, if needed) and report its test score."""
     from flare_xlt.recipes import Cell, load_config, run_cell, run_stage1
 
-    settings = load_config(config, [*_overrides(set_, data_dir), f"languages=[{lang}]"])
+    settings = load_config(config, [*_overrides(set_, data_dir), *_one_cell(method, lang)])
     stage1_dir = run_stage1(settings, progress=not quiet)
     for result in run_cell(settings, Cell(method, (lang,), seed), stage1_dir, not quiet):
         typer.echo(f"{result.method} {result.language}: {result.metric} = {result.score:.2f}")
@@ -89,12 +94,13 @@ def evaluate(
 ) -> None:
     """Evaluate the stage-1 model (zero_shot, translate_test) or a saved adapter on a test set."""
     from flare_xlt.recipes import evaluate_language, load_config, prepare_method, run_stage1
+    from flare_xlt.recipes.methods import METHODS
 
-    settings = load_config(config, [*_overrides(set_, data_dir), f"languages=[{lang}]"])
+    settings = load_config(config, [*_overrides(set_, data_dir), *_one_cell(method, lang)])
+    if METHODS[method].trains and adapter is None:
+        raise FlareError(f"method {method!r} trains an adapter: pass --adapter DIR")
     stage1_dir = run_stage1(settings, progress=not quiet)
     setup = prepare_method(settings, method, stage1_dir, adapter)
-    if setup.method.trains and adapter is None:
-        raise FlareError(f"method {method!r} trains an adapter: pass --adapter DIR")
     result = evaluate_language(settings, setup, lang, seed=0, progress=not quiet)
     typer.echo(f"{result.method} {result.language}: {result.metric} = {result.score:.2f}")
 

@@ -16,6 +16,7 @@ from torch import nn
 from transformers import set_seed
 
 from flare_xlt.cache import SourceCache
+from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
 from flare_xlt.evaluate import RunResult
 from flare_xlt.latent import LatentEncoder
@@ -27,7 +28,7 @@ from flare_xlt.recipes.config import ExperimentConfig
 from flare_xlt.recipes.data import load_examples, prompt_template, task_spec
 from flare_xlt.recipes.distributed import is_main_process, wait_for_everyone
 from flare_xlt.recipes.fitting import fit, score
-from flare_xlt.recipes.methods import Method, get_method
+from flare_xlt.recipes.methods import METHODS, Method, get_method
 from flare_xlt.xmixup import XMixupModel
 
 logger = logging.getLogger("flare_xlt")
@@ -127,6 +128,7 @@ def prepare_method(
         adapter = config.adapter.flare_config(method.source)
         model = FlareModel.from_base(model, adapter, latent)
     elif method.trains:
+        _check_adapter_method(adapter_dir, method)
         model = FlareModel.from_pretrained(model, adapter_dir, latent)
     if isinstance(model, FlareModel) and config.source_cache and method.source is not None:
         model.source_cache = SourceCache()
@@ -134,6 +136,18 @@ def prepare_method(
         spec, tokenizer, template, head, method, config.data.max_length, latent_tokenizer
     )
     return MethodSetup(method, model, parts.featurize, parts.scorer, parts.collate, spec.metric)
+
+
+def _check_adapter_method(adapter_dir: Path, method: Method) -> None:
+    """Refuse an adapter trained for another method (e.g. a FLARE adapter with ``lora``)."""
+    saved, _ = FlareConfig.load_file(adapter_dir)
+    if saved.source != method.source:
+        kind = saved.source
+        names = [m.name for m in METHODS.values() if m.trains and not m.mixup and m.source == kind]
+        raise FlareError(
+            f"{adapter_dir} holds an adapter for {' or '.join(names)}, "
+            f"not for method {method.name!r}"
+        )
 
 
 def run_cell(
