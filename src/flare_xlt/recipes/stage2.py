@@ -213,7 +213,13 @@ def evaluate_language(
     extra: dict | None = None,
     joint: bool = False,
 ) -> RunResult:
-    """Score ``setup`` on the test split of ``language``."""
+    """Score ``setup`` on the test split of ``language``.
+
+    A trained FLARE model's source cache is released first: training is over, and test
+    examples are scored once, so caching their English states would only cost memory.
+    """
+    if isinstance(setup.model, FlareModel):
+        setup.model.source_cache = None
     test = setup.features(config, language, "test")
     name = setup.method.name
     value, seconds, values = score(
