@@ -278,7 +278,7 @@ def build_method(
     if source is not None:
         batch["cache_keys"] = [f"example-{i}" for i in range(batch["input_ids"].shape[0])]
     model.train(train)
-    scorer = ClassificationScorer(verbalizer_ids=backbone.verbalizer_ids)
+    scorer = ClassificationScorer(len(backbone.verbalizer_ids), backbone.verbalizer_ids)
     setup = Setup(name, model, batch, scorer, sync=synchronizer(str(model.device)))
     if train:
         params = [p for p in model.parameters() if p.requires_grad]

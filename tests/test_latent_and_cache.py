@@ -1,5 +1,7 @@
 """FLARE-MT latent encoder and the per-example source cache."""
 
+import re
+
 import pytest
 import torch
 import transformers as tf
@@ -12,6 +14,7 @@ from tiny_models import (
 )
 
 from flare_xlt import FlareConfig, FlareError, FlareModel, LatentEncoder, SourceCache
+from flare_xlt.source import SourceBatch
 
 
 def latent_model(arch: str = "llama") -> FlareModel:
@@ -198,3 +201,23 @@ def test_source_pass_keeps_one_tensor_per_distinct_layer_input():
         model(**batch, cache_keys=keys)
     stored, _ = model.source_cache._memory[keys[0]]
     assert len(stored) == 2
+
+
+@pytest.mark.parametrize("slots", ["{", "[0]", None])
+def test_a_torn_slots_file_in_the_source_cache_names_the_file(tmp_path, slots):
+    cache = SourceCache(tmp_path)
+    states = torch.randn(1, 3, 4)
+    cache.store(["a"], SourceBatch({"q": states, "v": states}, torch.ones(1, 3)))
+    (slots_file,) = tmp_path.glob("*/*.json")
+    if slots is None:
+        slots_file.unlink()
+    else:
+        slots_file.write_text(slots)
+    with pytest.raises(FlareError, match=rf"{re.escape(str(slots_file))} is .*; delete it and "):
+        cache.load(["a"], torch.float32, torch.device("cpu"))
+
+
+def test_a_directory_with_an_unrecognised_config_is_no_latent_encoder(tmp_path):
+    (tmp_path / "config.json").write_text('{"hidden_size": 8}')  # no model_type
+    with pytest.raises(FlareError, match=r"could not load latent encoder .*Unrecognized model"):
+        LatentEncoder.from_pretrained(str(tmp_path), hidden_size=8)

@@ -298,3 +298,17 @@ def test_building_a_model_raises_no_deprecation_noise():
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)  # peft's is_gradient_checkpointing read
         FlareModel.from_base(tiny_model("llama"), FlareConfig())
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"base_model": {}}', r"flare_config\.json has no \"flare\" key"),
+        ("[1, 2]", r"flare_config\.json must hold a JSON object"),
+        ('{"flare": 8}', r"flare_config\.json: \"flare\" must be a JSON object"),
+    ],
+)
+def test_a_malformed_flare_config_file_names_the_file(tmp_path, content, message):
+    (tmp_path / "flare_config.json").write_text(content)
+    with pytest.raises(FlareError, match=message):
+        FlareConfig.load_file(tmp_path)

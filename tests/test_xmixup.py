@@ -95,6 +95,25 @@ def test_save_and_load_round_trip(tmp_path, arch):
         XMixupModel.from_pretrained(tiny_model(arch), tmp_path / "elsewhere")
 
 
+def test_a_bad_saved_model_names_the_file_to_fix(tmp_path):
+    xmixup("llama").save_pretrained(tmp_path)
+    config = tmp_path / "xmixup_config.json"
+    saved = config.read_text()
+    config.write_text('{"layer": 0, "ratio": 0.5}')
+    with pytest.raises(FlareError, match=r"xmixup_config\.json has unknown key\(s\) \['ratio'\]"):
+        XMixupModel.from_pretrained(tiny_model("llama"), tmp_path)
+    config.write_text("[0.5]")
+    with pytest.raises(FlareError, match=r"xmixup_config\.json must hold a JSON object"):
+        XMixupModel.from_pretrained(tiny_model("llama"), tmp_path)
+    config.write_text("{")
+    with pytest.raises(FlareError, match=r"xmixup_config\.json is not valid JSON"):
+        XMixupModel.from_pretrained(tiny_model("llama"), tmp_path)
+    config.write_text(saved)
+    (tmp_path / "xmixup.safetensors").unlink()
+    with pytest.raises(FlareError, match=r"xmixup\.safetensors is missing"):
+        XMixupModel.from_pretrained(tiny_model("llama"), tmp_path)
+
+
 def test_bad_settings_fail_clearly():
     with pytest.raises(FlareError, match="layer=5 is out of range: the model has 2 layers"):
         xmixup("llama", layer=5)

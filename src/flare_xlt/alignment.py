@@ -74,6 +74,11 @@ class Alignment:
 
     @classmethod
     def from_index(cls, index: Tensor) -> Alignment:
+        """Wrap an :func:`alignment_index` result: ``[B, T]`` long, ``-1`` = no partner.
+
+        ``safe_index`` is ``[B, T]`` and ``missing`` ``[B, T, 1]`` (None when every
+        target token has a partner).
+        """
         missing = (index < 0).unsqueeze(-1)
         return cls(index, index.clamp(min=0), missing if bool(missing.any()) else None)
 

@@ -51,7 +51,12 @@ class SourceCache:
     def load(
         self, keys: Sequence[str], dtype: torch.dtype, device: torch.device
     ) -> SourceBatch | None:
-        """The batch for ``keys`` (right-padded, real tokens first), or None if any is missing."""
+        """The batch for ``keys`` (``B`` of them), or None if any is missing.
+
+        Returns:
+            states ``[B, S, D]`` per source key, cast to ``dtype`` on ``device``, and mask
+            ``[B, S]``: right-padded, real tokens first, ``S`` the longest example's length.
+        """
         entries = []
         for key in keys:
             entry = self._read(key)
@@ -61,7 +66,12 @@ class SourceCache:
         return _unpack(entries, dtype, device)
 
     def store(self, keys: Sequence[str], batch: SourceBatch) -> None:
-        """Store each example of ``batch`` (states ``[B, S, D]``, mask ``[B, S]``) by key."""
+        """Store each example of ``batch`` under its key (``keys`` has ``B`` entries).
+
+        ``batch`` holds states ``[B, S, D]`` per source key and a mask ``[B, S]`` (any
+        padding side); example ``b`` is stored packed, as ``[n_b, D]`` tensors of its
+        ``n_b`` real tokens, cast to the cache's ``dtype`` if it has one.
+        """
         if len(keys) != batch.mask.shape[0]:
             raise FlareError(
                 f"cache_keys has {len(keys)} entries for a batch of {batch.mask.shape[0]} examples"
@@ -84,8 +94,7 @@ class SourceCache:
             data = load_file(str(path))
         except Exception as err:  # a torn or foreign file must not crash training obscurely
             raise FlareError(f"source cache file {path} is unreadable ({err}); delete it") from None
-        slots = json.loads(path.with_suffix(".json").read_text())
-        return [data[f"slot{i}"] for i in range(len(data))], slots
+        return [data[f"slot{i}"] for i in range(len(data))], _read_slots(path)
 
     def _write(self, key: str, entry: Entry) -> None:
         if self.directory is None:
@@ -102,6 +111,20 @@ class SourceCache:
     def _path(self, key: str) -> Path:
         digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
         return self.directory / digest[:2] / f"{digest}.safetensors"
+
+
+def _read_slots(path: Path) -> dict[str, int]:
+    """The key -> slot map saved beside the tensor file ``path``; FlareError if it is torn."""
+    slots_path = path.with_suffix(".json")
+    try:
+        slots = json.loads(slots_path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise FlareError(
+            f"source cache file {slots_path} is unreadable ({err}); delete it and {path}"
+        ) from None
+    if not isinstance(slots, dict):
+        raise FlareError(f"source cache file {slots_path} is no JSON object; delete it and {path}")
+    return slots
 
 
 def _unpack(entries: list[Entry], dtype: torch.dtype, device: torch.device) -> SourceBatch:

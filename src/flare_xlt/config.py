@@ -126,8 +126,14 @@ class FlareConfig:
             payload = json.loads(path.read_text())
         except json.JSONDecodeError as err:
             raise FlareError(f"{path} is not valid JSON: {err}") from None
-        config = FlareConfig.from_dict(payload.pop("flare"))
-        return config, payload
+        if not isinstance(payload, dict):
+            raise FlareError(f"{path} must hold a JSON object, not {type(payload).__name__}")
+        if "flare" not in payload:
+            raise FlareError(f'{path} has no "flare" key: is it a file saved by FlareModel?')
+        settings = payload.pop("flare")
+        if not isinstance(settings, dict):
+            raise FlareError(f'{path}: "flare" must be a JSON object of FlareConfig settings')
+        return FlareConfig.from_dict(settings), payload
 
 
 def _check_choice(name: str, value: object, choices: tuple) -> None:

@@ -42,6 +42,18 @@ class ElementwiseFusion(Fusion):
         raise NotImplementedError
 
     def forward(self, target, source, alignment, source_mask):
+        """Fuse each target token with its aligned source token.
+
+        Args:
+            target: ``[B, T, r]`` target stream.
+            source: ``[B, S, r]`` source stream, or None (a zero source).
+            alignment: the ``[B, T]`` source position of each target token; needed
+                when ``source`` is given.
+            source_mask: ``[B, S]``; unused: the alignment already picks the partners.
+
+        Returns:
+            ``[B, T, r]``; a token without a partner is combined with a zero source.
+        """
         aligned = torch.zeros_like(target) if source is None else gather_aligned(source, alignment)
         return self.combine(aligned, target)
 
@@ -100,6 +112,17 @@ class CrossAttention(Fusion):
         self.value = nn.Linear(r, r)
 
     def forward(self, target, source, alignment, source_mask):
+        """Each target token attends over the real tokens of its example's source.
+
+        Args:
+            target: ``[B, T, r]`` target stream (the queries).
+            source: ``[B, S, r]`` source stream (keys and values), or None.
+            alignment: unused: attention needs no token pairing.
+            source_mask: ``[B, S]``, 1 for real source tokens; needed when ``source`` is given.
+
+        Returns:
+            ``[B, T, r]``: ``target`` plus what it read; ``target`` itself without a source.
+        """
         if source is None:
             return target
         scores = self.query(target) @ self.key(source).transpose(1, 2)  # [B, T, S]

@@ -40,7 +40,7 @@ class LatentEncoder(nn.Module):
                 encoder = model.get_encoder()
             else:
                 encoder = AutoModel.from_pretrained(name_or_path, dtype=dtype)
-        except OSError as err:
+        except (OSError, ValueError) as err:  # missing files; a config transformers cannot read
             raise ModelUnavailableError(
                 f"could not load latent encoder {name_or_path!r}: {str(err).splitlines()[0]}"
             ) from None

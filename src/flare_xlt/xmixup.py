@@ -25,7 +25,7 @@ representation-MSE term, and LoRA instead of full fine-tuning.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -65,6 +65,21 @@ class XMixupConfig:
                 "XMixupConfig.source_loss_weight must be in [0, 1), "
                 f"got {self.source_loss_weight!r}"
             )
+
+
+def _read_config(path: Path) -> XMixupConfig:
+    """The :class:`XMixupConfig` saved in ``path``; a :class:`FlareError` naming it if malformed."""
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise FlareError(f"{path} is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise FlareError(f"{path} must hold a JSON object, not {type(data).__name__}")
+    known = {f.name for f in fields(XMixupConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise FlareError(f"{path} has unknown key(s) {unknown}; valid keys are {sorted(known)}")
+    return XMixupConfig(**data)
 
 
 class MixupAttention(nn.Module):
@@ -184,9 +199,12 @@ class XMixupModel(nn.Module):
         path = Path(directory, CONFIG_FILE)
         if not path.is_file():
             raise FlareError(f"{directory} holds no X-Mixup model ({CONFIG_FILE} is missing)")
-        config = XMixupConfig(**json.loads(path.read_text()))
+        config = _read_config(path)
+        weights = Path(directory, WEIGHTS_FILE)
+        if not weights.is_file():
+            raise FlareError(f"{weights} is missing: save the X-Mixup model again")
         model = cls(FlareModel.from_pretrained(base_model, directory), config)
-        model.mixer.load_state_dict(load_file(str(Path(directory, WEIGHTS_FILE))))
+        model.mixer.load_state_dict(load_file(str(weights)))
         return model
 
     def save_pretrained(self, directory: str | Path) -> None:

@@ -1,5 +1,7 @@
 """Featurizing examples for every method, padding, and verbalizer scoring on a tiny LLM."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from recipe_tokenizer import word_tokenizer
@@ -9,6 +11,7 @@ from flare_xlt import FlareConfig, FlareModel
 from flare_xlt.errors import FlareError
 from flare_xlt.recipes import METHODS
 from flare_xlt.recipes.features import Collator, Featurizer, pad, verbalizer_token_ids
+from flare_xlt.recipes.fitting import score
 from flare_xlt.recipes.scoring import ClassificationScorer
 from flare_xlt.tasks import ClassificationExample, get_template
 
@@ -98,7 +101,7 @@ def test_verbalizer_scoring_and_prediction_on_a_tiny_llm(tokenizer):
     base = tf.LlamaForCausalLM(tiny_config("llama", vocab_size=len(tokenizer))).eval()
     model = FlareModel.from_base(base, FlareConfig())
     verbalizers = verbalizer_token_ids(tokenizer, TEMPLATE)
-    scorer = ClassificationScorer(verbalizers)
+    scorer = ClassificationScorer(len(verbalizers), verbalizers)
     featurize = Featurizer(tokenizer, TEMPLATE, "causal_lm", METHODS["flare"])
     features = [featurize(example(i, "aku " * (i + 1), "I " * (3 - i), i % 3)) for i in range(3)]
     collate = Collator(tokenizer.pad_token_id, "left")
@@ -111,3 +114,32 @@ def test_verbalizer_scoring_and_prediction_on_a_tiny_llm(tokenizer):
     assert predictions == one_by_one
     loss = scorer.loss(model, batch)
     assert loss.ndim == 0 and torch.isfinite(loss)
+
+
+class _FixedClassifier(torch.nn.Module):
+    """Predicts class ``input_ids[:, 0]`` (one-hot logits ``[B, 3]``): a stand-in classifier."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Linear(1, 1)  # gives the model a device
+
+    def forward(self, input_ids, attention_mask):
+        return SimpleNamespace(logits=torch.nn.functional.one_hot(input_ids[:, 0], 3).float())
+
+
+def test_macro_f1_averages_over_every_class_even_one_never_seen():
+    """Class 2 is neither gold nor predicted: it still counts, with F1 0."""
+    gold, predicted = [0, 0, 1, 1], [0, 0, 1, 0]
+    features = [
+        {"input_ids": [p], "labels": g, "cache_key": str(i)}
+        for i, (g, p) in enumerate(zip(gold, predicted, strict=True))
+    ]
+    scorer = ClassificationScorer(num_classes=3)
+    value, _, _ = score(
+        _FixedClassifier(), features, scorer, Collator(0), "macro_f1", 2, progress=False
+    )
+    assert value == pytest.approx(100 * (4 / 5 + 2 / 3 + 0) / 3)
+    accuracy, _, _ = score(
+        _FixedClassifier(), features, scorer, Collator(0), "accuracy", 2, progress=False
+    )
+    assert accuracy == 75.0

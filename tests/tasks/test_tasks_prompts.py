@@ -1,4 +1,4 @@
-"""Prompt templates, rendering of both sides, task specs and the example data model."""
+"""Prompt templates, task specs and the example data model."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from flare_xlt.tasks import (
     generic_template,
     get_task_spec,
     get_template,
-    render,
-    render_completion,
 )
 
 NLI = ClassificationExample(
@@ -35,26 +33,24 @@ QA = QAExample(
 
 def test_paper_templates():
     xnli = get_template("xnli")
-    assert render(NLI, xnli) == "Premise: Naam, sikukuwa\nHypothesis: Sijaongea\nLabel: "
-    assert render(NLI, xnli, side="source") == (
+    assert xnli.format(*NLI.target) == "Premise: Naam, sikukuwa\nHypothesis: Sijaongea\nLabel: "
+    assert xnli.format(*NLI.source) == (
         "Premise: Well, I wasn't\nHypothesis: I didn't speak\nLabel: "
     )
-    assert render_completion(NLI, xnli) == "contradiction"
-    sentiment = ClassificationExample("7", "jav", ("Enak",), 2, ("Tasty",))
-    assert render(sentiment, get_template("nusax_senti")) == "Enak\nSentiment: "
-    assert render_completion(sentiment, get_template("nusax_senti")) == "positive"
+    assert xnli.verbalize(NLI.label) == "contradiction"
+    sentiment = get_template("nusax_senti")
+    assert sentiment.format("Enak") == "Enak\nSentiment: "
+    assert sentiment.verbalize(2) == "positive"
     qa = get_template("tydiqa")
-    assert render(QA, qa) == "Context: Er hat 308 Punkte.\nQuestion: Wie viele?\nAnswer: "
-    assert render(QA, qa, side="source").startswith("Context: He had 308 points.\n")
-    assert render_completion(QA, qa) == "308"
-    assert render_completion(QA, qa, side="source") == "308"
+    assert qa.format(QA.context, QA.question) == (
+        "Context: Er hat 308 Punkte.\nQuestion: Wie viele?\nAnswer: "
+    )
 
 
 def test_prompt_language_is_separate_from_data_language():
     indonesian = get_template("nusax_senti", prompt_language="id")
-    sentiment = ClassificationExample("7", "jav", ("Enak",), 0, ("Tasty",))
-    assert render(sentiment, indonesian) == "Enak\nSentimen: "
-    assert render_completion(sentiment, indonesian) == "negatif"
+    assert indonesian.format("Enak") == "Enak\nSentimen: "
+    assert indonesian.verbalize(0) == "negatif"
     assert get_template("nusax_senti", "indonesian") is indonesian
     with pytest.raises(FlareError, match="available prompt languages: eng"):
         get_template("xnli", "sw")
@@ -76,19 +72,6 @@ def test_template_checks():
         get_template("xnli").format("only one")
     with pytest.raises(FlareError, match="no verbalizer"):
         get_template("xnli").verbalize(3)
-
-
-def test_missing_source_side_is_an_error():
-    target_only = QAExample("q", "swh", "c x", "q?", ("x",), (2,))
-    with pytest.raises(FlareError, match="no English source side"):
-        render(target_only, get_template("tydiqa"), side="source")
-    with pytest.raises(FlareError, match="no English answers"):
-        render_completion(target_only, get_template("tydiqa"), side="source")
-    no_source = ClassificationExample("1", "jav", ("t",), 0)
-    with pytest.raises(FlareError, match="no English source side"):
-        render(no_source, get_template("nusax_senti"), side="source")
-    with pytest.raises(FlareError, match="side must be"):
-        render(no_source, get_template("nusax_senti"), side="english")
 
 
 def test_generic_templates():

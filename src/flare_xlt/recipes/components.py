@@ -44,5 +44,5 @@ def build_components(
     return Components(
         Featurizer(tokenizer, template, head, method, max_length, latent_tokenizer),
         Collator(tokenizer.pad_token_id, tokenizer.padding_side, latent_pad),
-        ClassificationScorer(verbalizers),
+        ClassificationScorer(len(spec.label_names), verbalizers),
     )

@@ -95,7 +95,7 @@ def write_report(config: ExperimentConfig, results: list[RunResult], timings: di
         "task": config.task,
         "data_dir": str(config.data.data_dir or "default (FLARE_DATA_DIR or ../shared/data)"),
         "english_side_at_test": config.data.english_side,
-        "stage1": json.loads((config.stage1_root / "stage1.json").read_text()),
+        "stage1": json.loads((config.stage1_root / STAGE1_MARKER).read_text()),
     }
     write_results_json(root / "results.json", results, config.to_dict(), provenance, timings)
     (root / "results.md").write_text(markdown.rstrip("\n") + "\n")

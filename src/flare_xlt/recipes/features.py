@@ -4,7 +4,7 @@ A feature is a dict of plain lists for one example: ``input_ids`` (the main
 input), optionally ``source_input_ids`` (English, for FLARE) or
 ``latent_input_ids`` (target text in the latent encoder's tokenizer, for
 FLARE-MT), ``labels`` (class index) and ``cache_key`` (the example id).
-:func:`collate` pads a list of features into ``[B, T]`` tensors.
+:class:`Collator` (with :func:`pad`) turns a list of features into ``[B, T]`` tensors.
 """
 
 from __future__ import annotations

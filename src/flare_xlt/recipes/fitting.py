@@ -25,11 +25,13 @@ def score(
     """``(main value in percent, seconds, every value)`` of ``model`` on labelled ``features``.
 
     For QA (metric ``squad``) the main value is exact match, the scorer's ``metric_key``;
-    F1 is among the other values.
+    F1 is among the other values. Macro-F1 averages over all ``scorer.num_classes``
+    classes, so a class that no example has, gold or predicted, counts with F1 0.
     """
     start = time.perf_counter()
     predictions = scorer.predict(model, features, collate, batch_size, progress, description)
-    values = compute_metric(metric, predictions, scorer.references(features))
+    classes = {"labels_set": range(scorer.num_classes)} if metric == "macro_f1" else {}
+    values = compute_metric(metric, predictions, scorer.references(features), **classes)
     return values[scorer.metric_key or metric], time.perf_counter() - start, values
 
 

@@ -27,7 +27,6 @@ class Method:
         main_input: the model's input text: the target text, its English
             translation (``source``), or both concatenated (``concat``).
         uses_english: whether the method needs the English side at test time.
-        description: one line for tables and ``--help``.
         mixup: X-Mixup: a plain LoRA whose target pass is mixed with its English
             pass at one layer (:class:`~flare_xlt.xmixup.XMixupModel`).
     """
@@ -37,7 +36,6 @@ class Method:
     source: Literal["model", "latent"] | None
     main_input: MainInput
     uses_english: bool
-    description: str
     mixup: bool = False
 
     @property
@@ -49,13 +47,13 @@ class Method:
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
-        Method("zero_shot", False, None, "target", False, "stage-1 model on target text"),
-        Method("translate_test", False, None, "source", True, "stage-1 model on English text"),
-        Method("lora", True, None, "target", False, "LoRA translate-train"),
-        Method("input_fusion", True, None, "concat", True, "LoRA on English + target text"),
-        Method("flare", True, "model", "target", True, "FLARE: fusion with the English pass"),
-        Method("flare_mt", True, "latent", "target", False, "FLARE-MT: latent translation"),
-        Method("x_mixup", True, None, "target", True, "X-Mixup: mixup with the English pass", True),
+        Method("zero_shot", False, None, "target", False),  # stage-1 model on target text
+        Method("translate_test", False, None, "source", True),  # stage-1 model on English text
+        Method("lora", True, None, "target", False),  # LoRA translate-train
+        Method("input_fusion", True, None, "concat", True),  # LoRA on English + target text
+        Method("flare", True, "model", "target", True),  # fusion with the English pass
+        Method("flare_mt", True, "latent", "target", False),  # latent translation
+        Method("x_mixup", True, None, "target", True, mixup=True),  # mixup with the English pass
     )
 }
 

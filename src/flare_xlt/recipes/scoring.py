@@ -33,10 +33,13 @@ class ClassificationScorer:
     """Turns a batch into ``[B, C]`` class logits.
 
     Attributes:
+        num_classes: ``C``, the task's number of classes (``len(spec.label_names)``);
+            macro-F1 averages over all of them, also over one that no example has.
         verbalizer_ids: for a causal LM, the token id scored for each class;
             None for a model with a classification head.
     """
 
+    num_classes: int
     verbalizer_ids: list[int] | None = None
     metric_key = None  # the task metric's own name is the number to report
 

@@ -4,14 +4,12 @@
   ``xnli``, ``tydiqa``, ``xquad``) in one language and split, from a local data
   directory or the Hugging Face Hub.
 * :func:`load_parallel_file`: a user's own (English, target) data file.
-* :func:`render` / :func:`render_completion`: model input strings for either side.
 """
 
 from flare_xlt.tasks.examples import ClassificationExample, Example, QAExample
 from flare_xlt.tasks.load import load_split, load_task
 from flare_xlt.tasks.parallel_file import load_parallel_file
 from flare_xlt.tasks.prompts import PromptTemplate, generic_template, get_template
-from flare_xlt.tasks.render import render, render_completion
 from flare_xlt.tasks.report import DataFileError, LoadedSplit, LoadReport, RowError
 from flare_xlt.tasks.spec import TASKS, TaskSpec, get_task_spec
 from flare_xlt.tasks.splits import SPLITS
@@ -34,6 +32,4 @@ __all__ = [
     "load_parallel_file",
     "load_split",
     "load_task",
-    "render",
-    "render_completion",
 ]
