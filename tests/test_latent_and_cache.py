@@ -168,6 +168,16 @@ def test_latent_adapter_save_and_load(tmp_path):
     loaded = FlareModel.from_pretrained(tiny_model("llama"), tmp_path, latent_encoder=encoder)
     with torch.no_grad():
         torch.testing.assert_close(loaded(**latent_inputs()).logits, expected, rtol=0, atol=0)
+    (tmp_path / "latent_projection.safetensors").unlink()
+    with pytest.raises(FlareError, match=r"latent_projection\.safetensors is missing"):
+        FlareModel.from_pretrained(tiny_model("llama"), tmp_path, latent_encoder=encoder)
+
+
+def test_a_latent_encoder_for_a_flare_adapter_is_refused(tmp_path):
+    FlareModel.from_base(tiny_model("llama"), FlareConfig()).save_pretrained(tmp_path)
+    encoder = LatentEncoder(tiny_m2m100_encoder(), hidden_size=32)
+    with pytest.raises(FlareError, match="is not a FLARE-MT adapter"):
+        FlareModel.from_pretrained(tiny_model("llama"), tmp_path, latent_encoder=encoder)
 
 
 def test_latent_encoder_from_pretrained_seq2seq_and_encoder(tmp_path):
