@@ -1,5 +1,7 @@
 """QA: featurization for every method and head, batching, loss, generation and span decoding."""
 
+import dataclasses
+
 import pytest
 import torch
 import transformers as tf
@@ -150,11 +152,15 @@ def test_every_method_builds_its_streams(tokenizer, latent_tokenizer):
     assert words(tokenizer, features["flare"]["source_input_ids"]) == f"<bos> {english} / Answer:"
     latent = latent_tokenizer.decode(features["flare_mt"]["latent_input_ids"])
     assert latent == "<bos> Jakarta adalah ibu kota Indonesia apa ibu kota Indonesia"
-    # the English prompt answers with the English gold answer; references stay the target's
+    # the English prompt answers with, and is scored against, the English gold answers
     english_only = features["translate_test"]
     answer = english_only["input_ids"][len(english_only["prompt_ids"]) :]
     assert words(tokenizer, answer) == "Jakarta <eos>"
-    assert english_only["references"] == ["Jakarta", "jakarta"]
+    assert english_only["references"] == ["Jakarta"]
+    assert features["lora"]["references"] == ["Jakarta", "jakarta"]
+    machine_english = dataclasses.replace(example(0), source_answers=None)
+    with pytest.raises(FlareError, match="example 'q0' has no English gold answers"):
+        featurizer(tokenizer, "translate_test")(machine_english)
 
 
 def test_missing_english_side_names_the_example(tokenizer):

@@ -99,7 +99,7 @@ class QAFeaturizer:
             feature = self._generative(main, limit)
         else:
             feature = self._extractive(main, limit)
-        feature.update(references=list(example.answers), cache_key=example.id)
+        feature.update(references=self._references(example), cache_key=example.id)
         if self.method.source == "model":
             english = _compose(example, "source", separator)
             limit = min(self.max_length, self.tokenizer.model_max_length)
@@ -117,6 +117,17 @@ class QAFeaturizer:
                 max_length=self.max_length,
             )["input_ids"]
         return feature
+
+    def _references(self, example: QAExample) -> list[str]:
+        """Gold answers in the language the model reads: English ones for translate-test."""
+        if self.method.main_input != "source":
+            return list(example.answers)
+        if not example.source_answers:
+            raise FlareError(
+                f"example {example.id!r} has no English gold answers, which translate_test on QA "
+                "scores against (mapping English answers back to the target is not supported)"
+            )
+        return list(example.source_answers)
 
     # ------------------------------------------------------------------ causal LM
     def _prompt_budget(self, max_length: int) -> int:
