@@ -135,6 +135,27 @@ def test_flare_source_cache_gives_the_same_losses(arch, tmp_path):
     torch.testing.assert_close(losses(on_disk), reference, rtol=2e-2, atol=1e-3)
 
 
+def test_a_cache_directory_refuses_another_source_pass(tmp_path):
+    keys, batch = flare_batches()[0]
+    first = FlareModel.from_base(tiny_model("llama"), FlareConfig())
+    first.source_cache = SourceCache(tmp_path)
+    with torch.no_grad():
+        expected = first(**batch, cache_keys=keys).logits
+    again = FlareModel.from_base(tiny_model("llama"), FlareConfig())  # same pass: reused
+    again.source_cache = SourceCache(tmp_path)
+    with torch.no_grad():
+        torch.testing.assert_close(again(**batch, cache_keys=keys).logits, expected)
+    for other, differ in (
+        (FlareModel.from_base(tiny_model("gemma3"), FlareConfig()), "model"),
+        (FlareModel.from_base(tiny_model("llama"), FlareConfig(source_layer_offset=1)), "offset"),
+    ):
+        other.source_cache = SourceCache(tmp_path)
+        with pytest.raises(FlareError, match=f"caches another source pass .*{differ}"):
+            other(**batch, cache_keys=keys)
+    with pytest.raises(FlareError, match="holds another source pass's states"):
+        first.source_cache.bind({"source": "latent"})  # one cache object serves one pass
+
+
 def _classifier_losses(model, batches):
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
     model.train()

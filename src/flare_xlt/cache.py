@@ -24,6 +24,7 @@ from flare_xlt.errors import FlareError
 from flare_xlt.source import SourceBatch
 
 Entry = tuple[list[Tensor], dict[str, int]]  # packed tensors [n, D] and key -> slot
+PRODUCER_FILE = "producer.json"
 
 
 class SourceCache:
@@ -40,8 +41,32 @@ class SourceCache:
         self.directory = Path(directory) if directory is not None else None
         self.dtype = dtype
         self._memory: dict[str, Entry] = {}
+        self._producer: dict | None = None
         if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
+
+    def bind(self, producer: dict) -> None:
+        """Tie the cache to the source pass that fills it; FlareError if it holds another's.
+
+        ``producer`` (JSON-native) describes that pass: the model or latent encoder, the
+        source representation, layer offset and adapted modules. A directory keeps it in
+        ``producer.json``, so a later run with another model cannot read stale states.
+        """
+        if producer == self._producer:
+            return
+        if self._producer is not None:
+            raise FlareError("this SourceCache holds another source pass's states; use a new one")
+        if self.directory is not None:
+            path = self.directory / PRODUCER_FILE
+            if not path.is_file():
+                path.write_text(json.dumps(producer, indent=2, sort_keys=True) + "\n")
+            elif (saved := _read_json_object(path)) != producer:
+                differ = sorted(k for k in {*saved, *producer} if saved.get(k) != producer.get(k))
+                raise FlareError(
+                    f"{self.directory} caches another source pass (different {', '.join(differ)}); "
+                    "use another directory or delete it"
+                )
+        self._producer = producer
 
     def __len__(self) -> int:
         if self.directory is None:
@@ -115,16 +140,19 @@ class SourceCache:
 
 def _read_slots(path: Path) -> dict[str, int]:
     """The key -> slot map saved beside the tensor file ``path``; FlareError if it is torn."""
-    slots_path = path.with_suffix(".json")
+    return _read_json_object(path.with_suffix(".json"), also_delete=path)
+
+
+def _read_json_object(path: Path, also_delete: Path | None = None) -> dict:
+    """A cache file's JSON object; a one-line FlareError naming what to delete if it is torn."""
+    fix = f"delete it and {also_delete}" if also_delete is not None else "delete it"
     try:
-        slots = json.loads(slots_path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise FlareError(
-            f"source cache file {slots_path} is unreadable ({err}); delete it and {path}"
-        ) from None
-    if not isinstance(slots, dict):
-        raise FlareError(f"source cache file {slots_path} is no JSON object; delete it and {path}")
-    return slots
+        raise FlareError(f"source cache file {path} is unreadable ({err}); {fix}") from None
+    if not isinstance(data, dict):
+        raise FlareError(f"source cache file {path} is no JSON object; {fix}")
+    return data
 
 
 def _unpack(entries: list[Entry], dtype: torch.dtype, device: torch.device) -> SourceBatch:

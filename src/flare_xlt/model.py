@@ -308,6 +308,7 @@ class FlareModel(nn.Module):
         if use_cache:
             if self.flare_config.alignment != "token_index":
                 raise FlareError("the source cache needs FlareConfig.alignment='token_index'")
+            self.source_cache.bind(self._source_producer())
             dtype = next(self.hf_model.parameters()).dtype
             cached = self.source_cache.load(cache_keys, dtype, ids.device)
             if cached is not None:
@@ -319,6 +320,21 @@ class FlareModel(nn.Module):
         if use_cache:
             self.source_cache.store(cache_keys, batch)
         return batch
+
+    def _source_producer(self) -> dict:
+        """What the cached source states depend on (JSON-native), for ``SourceCache.bind``."""
+        config = self.flare_config
+        producer = {
+            "source": config.source,
+            "source_representation": config.source_representation,
+            "source_layer_offset": config.source_layer_offset,
+            "target_modules": sorted(config.target_modules or []),
+        }
+        if config.source == "latent":
+            producer["latent_encoder"] = self.latent_encoder.name_or_path
+        else:
+            producer["model"] = _describe_base(self.hf_model)
+        return producer
 
     @torch.no_grad()
     def _source_pass(self, ids: Tensor, mask: Tensor) -> SourceBatch:
