@@ -342,8 +342,12 @@ def test_finished_cells_are_not_reused_under_other_settings(tiny_backbones, tmp_
     run_experiment(load_config(overrides=overrides), progress=False)
     kept = [o for o in overrides if not o.startswith("data.max_test_examples")]
     changed = load_config(overrides=[*kept, "data.max_test_examples=6"])
-    with pytest.raises(FlareError, match="produced with different settings"):
+    with pytest.raises(FlareError, match=r"produced with different settings \(data\)"):
         run_experiment(changed, progress=False)
+    # settings a zero_shot cell cannot depend on do not make it stale
+    unrelated = load_config(overrides=[*overrides, "source_cache=false", "latent_encoder=other"])
+    run_experiment(unrelated, progress=False)
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["timings"] == {}
     changed_stage1 = load_config(overrides=[*overrides, "stage1.learning_rate=0.1"])
     with pytest.raises(FlareError, match="English task model trained with other settings"):
         run_experiment(changed_stage1, progress=False)

@@ -63,12 +63,23 @@ def load_cell_results(config: ExperimentConfig, cell: Cell) -> list[RunResult] |
     if not path.is_file():
         return None
     payload = json.loads(path.read_text())
-    if payload.get("settings") != cell_settings(config):
+    saved = _relevant(payload.get("settings") or {}, cell.method)
+    current = _relevant(cell_settings(config), cell.method)
+    if saved != current:
+        differ = sorted(k for k in {*saved, *current} if saved.get(k) != current.get(k))
         raise FlareError(
-            f"{path} was produced with different settings than this config; "
-            "use another output_dir (or delete that cell to recompute it)"
+            f"{path} was produced with different settings ({', '.join(differ)}) than this "
+            "config; use another output_dir (or delete that cell to recompute it)"
         )
     return [RunResult.from_dict(r) for r in payload["results"]]
+
+
+def _relevant(settings: dict, method: str) -> dict:
+    """``settings`` less those that cannot change ``method``'s result."""
+    ignored = {"source_cache"}  # the cache gives the same losses (tested)
+    if get_method(method).source != "latent":
+        ignored.add("latent_encoder")
+    return {key: value for key, value in settings.items() if key not in ignored}
 
 
 def cell_settings(config: ExperimentConfig) -> dict:
