@@ -141,10 +141,12 @@ def test_a_cache_directory_refuses_another_source_pass(tmp_path):
     first.source_cache = SourceCache(tmp_path)
     with torch.no_grad():
         expected = first(**batch, cache_keys=keys).logits
+    stamps = {f: f.stat().st_mtime_ns for f in tmp_path.glob("*/*.safetensors")}
     again = FlareModel.from_base(tiny_model("llama"), FlareConfig())  # same pass: reused
     again.source_cache = SourceCache(tmp_path)
     with torch.no_grad():
         torch.testing.assert_close(again(**batch, cache_keys=keys).logits, expected)
+    assert stamps and {f: f.stat().st_mtime_ns for f in tmp_path.glob("*/*.safetensors")} == stamps
     for other, differ in (
         (FlareModel.from_base(tiny_model("gemma3"), FlareConfig()), "model"),
         (FlareModel.from_base(tiny_model("llama"), FlareConfig(source_layer_offset=1)), "offset"),
@@ -154,6 +156,9 @@ def test_a_cache_directory_refuses_another_source_pass(tmp_path):
             other(**batch, cache_keys=keys)
     with pytest.raises(FlareError, match="holds another source pass's states"):
         first.source_cache.bind({"source": "latent"})  # one cache object serves one pass
+    (tmp_path / "producer.json").unlink()  # states of unknown origin are not adopted
+    with pytest.raises(FlareError, match=r"holds source states but no producer\.json"):
+        SourceCache(tmp_path).bind({"source": "model"})
 
 
 def _classifier_losses(model, batches):

@@ -59,8 +59,15 @@ class SourceCache:
         if self.directory is not None:
             path = self.directory / PRODUCER_FILE
             if not path.is_file():
-                path.write_text(json.dumps(producer, indent=2, sort_keys=True) + "\n")
-            elif (saved := _read_json_object(path)) != producer:
+                if len(self):
+                    raise FlareError(
+                        f"{self.directory} holds source states but no {PRODUCER_FILE}, so what "
+                        "computed them is unknown; use another directory or delete it"
+                    )
+                tmp = path.with_name(path.name + ".tmp")
+                tmp.write_text(json.dumps(producer, indent=2, sort_keys=True) + "\n")
+                os.replace(tmp, path)
+            elif (saved := _read_json_object(path, fix=f"delete {self.directory}")) != producer:
                 differ = sorted(k for k in {*saved, *producer} if saved.get(k) != producer.get(k))
                 raise FlareError(
                     f"{self.directory} caches another source pass (different {', '.join(differ)}); "
@@ -140,18 +147,17 @@ class SourceCache:
 
 def _read_slots(path: Path) -> dict[str, int]:
     """The key -> slot map saved beside the tensor file ``path``; FlareError if it is torn."""
-    return _read_json_object(path.with_suffix(".json"), also_delete=path)
+    return _read_json_object(path.with_suffix(".json"), fix=f"delete it and {path}")
 
 
-def _read_json_object(path: Path, also_delete: Path | None = None) -> dict:
-    """A cache file's JSON object; a one-line FlareError naming what to delete if it is torn."""
-    fix = f"delete it and {also_delete}" if also_delete is not None else "delete it"
+def _read_json_object(path: Path, fix: str) -> dict:
+    """A cache file's JSON object; a one-line FlareError saying ``fix`` if it is torn."""
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise FlareError(f"source cache file {path} is unreadable ({err}); {fix}") from None
     if not isinstance(data, dict):
-        raise FlareError(f"source cache file {path} is no JSON object; {fix}")
+        raise FlareError(f"source cache file {path} is not a JSON object; {fix}")
     return data
 
 

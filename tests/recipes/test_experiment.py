@@ -5,6 +5,7 @@ import dataclasses
 import json
 import shutil
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -115,9 +116,15 @@ def test_every_method_runs_resumes_and_reports(tiny_backbones, tmp_path):
         if method == "flare":  # test examples are scored once: their states are not cached
             assert setup.model.source_cache is None
     flare_adapter = root / "cells" / "flare" / "javanese" / "seed42" / "adapter"
-    for wrong_method in ("lora", "flare_mt"):  # a mismatch is named before anything loads
-        with pytest.raises(FlareError, match=r"holds an adapter for flare, not for method"):
-            prepare_method(config, wrong_method, root / "stage1" / "model", flare_adapter)
+    xmixup_adapter = root / "cells" / "x_mixup" / "javanese" / "seed42" / "adapter"
+    for adapter, wrong_method, trained_for in (
+        (flare_adapter, "lora", "flare"),
+        (flare_adapter, "flare_mt", "flare"),
+        (xmixup_adapter, "lora", "x_mixup"),  # its LoRA part alone would load silently
+        (xmixup_adapter, "flare", "x_mixup"),
+    ):  # named before the adapter is loaded
+        with pytest.raises(FlareError, match=f"holds an adapter for {trained_for}, not for"):
+            prepare_method(config, wrong_method, root / "stage1" / "model", adapter)
 
 
 def test_joint_multi_target_training(tiny_backbones, tmp_path):
@@ -211,19 +218,19 @@ def test_combine_reports_labels_each_run(tiny_backbones, tmp_path):
     ]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("command", "message"),
     [
         (["train", "--method", "flair"], "unknown method 'flair'"),
         (["evaluate", "--method", "flare"], "method 'flare' trains an adapter: pass --adapter DIR"),
+        (["evaluate", "--method", "lora", "--adapter", "nowhere"], "flare_config.json not found"),
     ],
 )
 def test_cli_checks_the_method_before_training_stage1(tiny_backbones, tmp_path, command, message):
     run = tmp_path / "run"
     args = [*command, "--lang", "javanese", "--set", f"backbone={tiny_backbones / 'llama'}"]
     done = subprocess.run(
-        ["flare", *args, "--set", f"output_dir={run}", "--quiet"],
+        [sys.executable, "-m", "flare_xlt.cli", *args, "--set", f"output_dir={run}", "--quiet"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -233,10 +240,10 @@ def test_cli_checks_the_method_before_training_stage1(tiny_backbones, tmp_path, 
     assert not run.exists()  # nothing was trained first
 
 
+@pytest.mark.slow
 def test_cli_train_under_torchrun_runs_real_ddp(tiny_backbones, tmp_path):
     """``torchrun -m flare_xlt.cli train`` trains one FLARE cell with 2 processes (gloo)."""
     import os
-    import sys
 
     output = tmp_path / "ddp"
     command = [
@@ -385,7 +392,7 @@ def test_stage1_is_shared_by_languages_with_the_same_english_side(tiny_backbones
         other = dataclasses.replace(config, languages=[language, "javanese"])
         assert run_stage1(other, progress=False) == model_dir
     fewer = dataclasses.replace(config, data=dataclasses.replace(config.data, max_train_examples=3))
-    with pytest.raises(FlareError, match="English task model trained with other settings"):
+    with pytest.raises(FlareError, match=r"trained with other settings \(english_data\)"):
         run_stage1(fewer, progress=False)
 
 

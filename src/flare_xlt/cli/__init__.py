@@ -95,10 +95,13 @@ def evaluate(
     """Evaluate the stage-1 model (zero_shot, translate_test) or a saved adapter on a test set."""
     from flare_xlt.recipes import evaluate_language, load_config, prepare_method, run_stage1
     from flare_xlt.recipes.methods import METHODS
+    from flare_xlt.recipes.stage2 import check_adapter_method
 
     settings = load_config(config, [*_overrides(set_, data_dir), *_one_cell(method, lang)])
     if METHODS[method].trains and adapter is None:
         raise FlareError(f"method {method!r} trains an adapter: pass --adapter DIR")
+    if adapter is not None:
+        check_adapter_method(adapter, METHODS[method])
     stage1_dir = run_stage1(settings, progress=not quiet)
     setup = prepare_method(settings, method, stage1_dir, adapter)
     result = evaluate_language(settings, setup, lang, seed=0, progress=not quiet)

@@ -17,8 +17,9 @@ the whole input (so tokens are exactly those of the untruncated text) and the
 tokens lying entirely inside a passage are the ones that may be dropped; with
 two passages (input fusion) the budget is shared fairly between them.
 
-Every feature also holds ``references`` (all gold target answers) and
-``cache_key`` (the example id).
+Every feature also holds ``references`` (all gold answers in the language the model
+reads: the target's, or the English ones for translate-test) and ``cache_key`` (the
+example id).
 """
 
 from __future__ import annotations

@@ -37,13 +37,14 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
     directory = config.stage1_root
     model_dir = directory / "model"
     english_train, english_validation = english_data(config)
-    settings = stage1_settings(config, english_train + english_validation)
+    settings = stage1_settings(config, english_train, english_validation)
     if (directory / MARKER).is_file():
-        saved = json.loads((directory / MARKER).read_text()).get("settings")
+        saved = json.loads((directory / MARKER).read_text()).get("settings") or {}
         if saved != settings:
+            differ = sorted(k for k in {*saved, *settings} if saved.get(k) != settings.get(k))
             raise FlareError(
-                f"{directory} holds an English task model trained with other settings; "
-                "set stage1_dir (or output_dir) to another folder"
+                f"{directory} holds an English task model trained with other settings "
+                f"({', '.join(differ)}); set stage1_dir (or output_dir) to another folder"
             )
         if not model_dir.is_dir():
             raise FlareError(
@@ -128,15 +129,18 @@ def fingerprint(examples: list) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def stage1_settings(config: ExperimentConfig, english_examples: list) -> dict:
-    """What the English task model depends on, given the English examples it trains on."""
+def stage1_settings(config: ExperimentConfig, english_train: list, english_validation: list):
+    """What the English task model depends on (a dict), given the English examples it reads."""
     data = config.data
     return {
         "backbone": config.backbone,
         "task": config.task,
         "prompt_language": data.prompt_language,
         "max_length": data.max_length,
-        "english_data": fingerprint(english_examples),
+        "english_data": {
+            "train": fingerprint(english_train),
+            "validation": fingerprint(english_validation),
+        },
         "adapter": {"r": config.adapter.r, "alpha": config.adapter.alpha},
         "stage1": dataclasses.asdict(config.stage1),
     }

@@ -29,6 +29,7 @@ from flare_xlt.recipes.data import load_examples, prompt_template, task_spec
 from flare_xlt.recipes.distributed import is_main_process, wait_for_everyone
 from flare_xlt.recipes.fitting import fit, score
 from flare_xlt.recipes.methods import METHODS, Method, get_method
+from flare_xlt.xmixup import CONFIG_FILE as XMIXUP_CONFIG_FILE
 from flare_xlt.xmixup import XMixupModel
 
 logger = logging.getLogger("flare_xlt")
@@ -75,7 +76,7 @@ def load_cell_results(config: ExperimentConfig, cell: Cell) -> list[RunResult] |
 
 
 def _relevant(settings: dict, method: str) -> dict:
-    """``settings`` less those that cannot change ``method``'s result."""
+    """``settings`` less those known not to change ``method``'s result."""
     ignored = {"source_cache"}  # the cache gives the same losses (tested)
     if get_method(method).source != "latent":
         ignored.add("latent_encoder")
@@ -131,6 +132,8 @@ def prepare_method(
     if method.source == "latent":
         encoder, latent_tokenizer = load_backbone(config.latent_encoder, task="encoder")
         latent = LatentEncoder(encoder, model.config.hidden_size, config.latent_encoder)
+    if method.trains and adapter_dir is not None:
+        check_adapter_method(adapter_dir, method)
     if method.mixup and adapter_dir is None:
         model = XMixupModel.from_base(model, config.adapter.flare_config(None))
     elif method.mixup:
@@ -139,7 +142,6 @@ def prepare_method(
         adapter = config.adapter.flare_config(method.source)
         model = FlareModel.from_base(model, adapter, latent)
     elif method.trains:
-        _check_adapter_method(adapter_dir, method)
         model = FlareModel.from_pretrained(model, adapter_dir, latent)
     if isinstance(model, FlareModel) and config.source_cache and method.source is not None:
         model.source_cache = SourceCache()
@@ -149,12 +151,15 @@ def prepare_method(
     return MethodSetup(method, model, parts.featurize, parts.scorer, parts.collate, spec.metric)
 
 
-def _check_adapter_method(adapter_dir: Path, method: Method) -> None:
+def check_adapter_method(adapter_dir: Path, method: Method) -> None:
     """Refuse an adapter trained for another method (e.g. a FLARE adapter with ``lora``)."""
-    saved, _ = FlareConfig.load_file(adapter_dir)
-    if saved.source != method.source:
-        kind = saved.source
-        names = [m.name for m in METHODS.values() if m.trains and not m.mixup and m.source == kind]
+    if Path(adapter_dir, XMIXUP_CONFIG_FILE).is_file():
+        names = [m.name for m in METHODS.values() if m.mixup]
+    else:
+        source = FlareConfig.load_file(adapter_dir)[0].source
+        names = [m.name for m in METHODS.values() if m.trains and not m.mixup]
+        names = [name for name in names if METHODS[name].source == source]
+    if method.name not in names:
         raise FlareError(
             f"{adapter_dir} holds an adapter for {' or '.join(names)}, "
             f"not for method {method.name!r}"
