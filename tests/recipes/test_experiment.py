@@ -360,6 +360,19 @@ def test_finished_cells_are_not_reused_under_other_settings(tiny_backbones, tmp_
         run_experiment(changed_stage1, progress=False)
 
 
+def test_a_language_the_task_lacks_fails_before_any_training(tiny_backbones, tmp_path):
+    config = load_config(
+        overrides=[
+            f"backbone={tiny_backbones / 'llama'}",
+            f"output_dir={tmp_path / 'run'}",
+            "languages=[javanese, swahili]",
+        ]
+    )
+    with pytest.raises(FlareError, match=r"NusaX-senti has no Swahili"):
+        run_experiment(config, progress=False)
+    assert not (tmp_path / "run" / "stage1").exists()
+
+
 def one_step_stage1_config(tiny_backbones, tmp_path):
     """The tiny Llama with a one-step English task model on 4 examples."""
     return load_config(

@@ -43,6 +43,13 @@ def load_examples(config: ExperimentConfig, language: str, split: str) -> list:
     return subsample(examples, limits[split])
 
 
+def check_languages(config: ExperimentConfig) -> None:
+    """Read each language's test split once, so that a language the task or the data lack
+    fails before any training rather than when its first cell starts."""
+    for language in config.languages:
+        load_examples(config, language, "test")
+
+
 def subsample(examples: list, limit: int | None) -> list:
     """A fixed random subset of ``limit`` examples (same for every method and seed), in order."""
     if limit is None or limit >= len(examples):

@@ -21,7 +21,7 @@ from flare_xlt.evaluate import (
     write_results_json,
 )
 from flare_xlt.recipes.config import ExperimentConfig
-from flare_xlt.recipes.data import task_spec
+from flare_xlt.recipes.data import check_languages, task_spec
 from flare_xlt.recipes.methods import get_method
 from flare_xlt.recipes.stage1 import MARKER as STAGE1_MARKER
 from flare_xlt.recipes.stage1 import run_stage1
@@ -65,6 +65,7 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     # train/eval seconds of the run that computed them in their own results
     timings: dict[str, float] = {}
     start = time.perf_counter()
+    check_languages(config)
     stage1_trained = not (config.stage1_root / STAGE1_MARKER).is_file()
     stage1_dir = run_stage1(config, progress)
     if stage1_trained:
