@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from flare_xlt.errors import FlareError
+from flare_xlt.jsonfile import differing_keys
 from flare_xlt.source import SourceBatch
 
 Entry = tuple[list[Tensor], dict[str, int]]  # packed tensors [n, D] and key -> slot
@@ -68,7 +69,7 @@ class SourceCache:
                 tmp.write_text(json.dumps(producer, indent=2, sort_keys=True) + "\n")
                 os.replace(tmp, path)
             elif (saved := _read_json_object(path, fix=f"delete {self.directory}")) != producer:
-                differ = sorted(k for k in {*saved, *producer} if saved.get(k) != producer.get(k))
+                differ = differing_keys(saved, producer)
                 raise FlareError(
                     f"{self.directory} caches another source pass (different {', '.join(differ)}); "
                     "use another directory or delete it"

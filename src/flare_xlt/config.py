@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from flare_xlt.errors import FlareError
+from flare_xlt.jsonfile import read_json_object
 
 FUSIONS = ("add", "mul", "add_relu", "mul_relu", "cross_attention", "gated")
 SOURCES = ("model", "latent", None)
@@ -122,12 +123,7 @@ class FlareConfig:
         path = Path(directory, CONFIG_FILE)
         if not path.is_file():
             raise FlareError(f"{path} not found: is {directory} a directory saved by FlareModel?")
-        try:
-            payload = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise FlareError(f"{path} is not valid JSON: {err}") from None
-        if not isinstance(payload, dict):
-            raise FlareError(f"{path} must hold a JSON object, not {type(payload).__name__}")
+        payload = read_json_object(path)
         if "flare" not in payload:
             raise FlareError(f'{path} has no "flare" key: is it a file saved by FlareModel?')
         settings = payload.pop("flare")

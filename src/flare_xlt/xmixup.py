@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
+from flare_xlt.jsonfile import read_json_object
 from flare_xlt.model import FlareModel, ParameterSummary, check_ids
 
 CONFIG_FILE = "xmixup_config.json"
@@ -69,12 +70,7 @@ class XMixupConfig:
 
 def _read_config(path: Path) -> XMixupConfig:
     """The :class:`XMixupConfig` saved in ``path``; a :class:`FlareError` naming it if malformed."""
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise FlareError(f"{path} is not valid JSON: {err}") from None
-    if not isinstance(data, dict):
-        raise FlareError(f"{path} must hold a JSON object, not {type(data).__name__}")
+    data = read_json_object(path)
     known = {f.name for f in fields(XMixupConfig)}
     unknown = sorted(set(data) - known)
     if unknown:

@@ -18,6 +18,7 @@ from transformers import set_seed
 
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
+from flare_xlt.jsonfile import differing_keys
 from flare_xlt.model import FlareModel
 from flare_xlt.recipes.backbone import head_kind, head_modules, load_task_model
 from flare_xlt.recipes.components import build_components
@@ -41,7 +42,7 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
     if (directory / MARKER).is_file():
         saved = json.loads((directory / MARKER).read_text()).get("settings") or {}
         if saved != settings:
-            differ = sorted(k for k in {*saved, *settings} if saved.get(k) != settings.get(k))
+            differ = differing_keys(saved, settings)
             raise FlareError(
                 f"{directory} holds an English task model trained with other settings "
                 f"({', '.join(differ)}); set stage1_dir (or output_dir) to another folder"

@@ -19,6 +19,7 @@ from flare_xlt.cache import SourceCache
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
 from flare_xlt.evaluate import RunResult
+from flare_xlt.jsonfile import differing_keys
 from flare_xlt.latent import LatentEncoder
 from flare_xlt.model import FlareModel
 from flare_xlt.models import load_backbone
@@ -67,7 +68,7 @@ def load_cell_results(config: ExperimentConfig, cell: Cell) -> list[RunResult] |
     saved = _relevant(payload.get("settings") or {}, cell.method)
     current = _relevant(cell_settings(config), cell.method)
     if saved != current:
-        differ = sorted(k for k in {*saved, *current} if saved.get(k) != current.get(k))
+        differ = differing_keys(saved, current)
         raise FlareError(
             f"{path} was produced with different settings ({', '.join(differ)}) than this "
             "config; use another output_dir (or delete that cell to recompute it)"
@@ -157,8 +158,9 @@ def check_adapter_method(adapter_dir: Path, method: Method) -> None:
         names = [m.name for m in METHODS.values() if m.mixup]
     else:
         source = FlareConfig.load_file(adapter_dir)[0].source
-        names = [m.name for m in METHODS.values() if m.trains and not m.mixup]
-        names = [name for name in names if METHODS[name].source == source]
+        names = [
+            m.name for m in METHODS.values() if m.trains and not m.mixup and m.source == source
+        ]
     if method.name not in names:
         raise FlareError(
             f"{adapter_dir} holds an adapter for {' or '.join(names)}, "
