@@ -360,6 +360,31 @@ def test_finished_cells_are_not_reused_under_other_settings(tiny_backbones, tmp_
         run_experiment(changed_stage1, progress=False)
 
 
+def test_grids_sharing_cells_keep_their_own_tables(tiny_backbones, tmp_path):
+    # Two grids in one output_dir (one language, then a seeds table on it) used to
+    # overwrite each other's results.json/md/png and config.json.
+    overrides = [
+        f"backbone={tiny_backbones / 'llama'}",
+        f"output_dir={tmp_path / 'run'}",
+        "methods=[zero_shot]",
+        "data.max_train_examples=4",
+        "data.max_validation_examples=4",
+        "data.max_test_examples=4",
+        "stage1.max_steps=1",
+    ]
+    run_experiment(load_config(overrides=[*overrides, "languages=[javanese]"]), progress=False)
+    both = [*overrides, "languages=[javanese, toba_batak]", f"report_dir={tmp_path / 'both'}"]
+    run_experiment(load_config(overrides=both), progress=False)
+    first = json.loads((tmp_path / "run" / "results.json").read_text())
+    second = json.loads((tmp_path / "both" / "results.json").read_text())
+    assert {r["language"] for r in first["results"]} == {"javanese"}
+    assert {r["language"] for r in second["results"]} == {"javanese", "toba_batak"}
+    assert list(second["timings"]) == ["zero_shot/toba_batak/seed42"]  # javanese reused
+    assert (tmp_path / "both" / "results.md").is_file()
+    assert json.loads((tmp_path / "both" / "config.json").read_text())["report_dir"]
+    assert not (tmp_path / "both" / "cells").exists()
+
+
 def test_a_language_the_task_lacks_fails_before_any_training(tiny_backbones, tmp_path):
     config = load_config(
         overrides=[

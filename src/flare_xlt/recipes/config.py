@@ -73,6 +73,9 @@ class ExperimentConfig:
     Attributes:
         stage1_dir: where the English task model lives (default ``<output_dir>/stage1``);
             experiments on the same backbone and task can share it.
+        report_dir: where ``results.json``, ``results.md``, ``results.png`` and
+            ``config.json`` go (default ``output_dir``). Grids that share ``output_dir``
+            (its finished cells and stage-1 model) keep separate tables this way.
         joint_languages: train one adapter per method on all languages' pairs
             together (multi-target FLARE) and evaluate it on each language.
         source_cache: reuse source/latent states after the first epoch.
@@ -87,6 +90,7 @@ class ExperimentConfig:
     latent_encoder: str = "multilingual-e5-small"
     output_dir: str | None = None
     stage1_dir: str | None = None
+    report_dir: str | None = None
     joint_languages: bool = False
     source_cache: bool = True
     eval_batch_size: int = 16
@@ -124,6 +128,10 @@ class ExperimentConfig:
     @property
     def stage1_root(self) -> Path:
         return Path(self.stage1_dir) if self.stage1_dir else self.root / "stage1"
+
+    @property
+    def report_root(self) -> Path:
+        return Path(self.report_dir) if self.report_dir else self.root
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -58,9 +58,9 @@ def grid(config: ExperimentConfig) -> list[Cell]:
 
 def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
     """Run (or resume) the whole grid; writes results.json, results.md and results.png."""
-    root = config.root
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    report_root = config.report_root
+    report_root.mkdir(parents=True, exist_ok=True)
+    (report_root / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     # timings: wall seconds of the work this invocation did; resumed cells keep the
     # train/eval seconds of the run that computed them in their own results
     timings: dict[str, float] = {}
@@ -86,7 +86,7 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
 def write_report(config: ExperimentConfig, results: list[RunResult], timings: dict) -> dict:
     """results.json (with config, versions, provenance, timings), results.md and results.png."""
     spec = task_spec(config)
-    root = config.root
+    root = config.report_root
     methods = list(dict.fromkeys(r.method for r in results))
     languages = [lang for lang in config.languages if any(r.language == lang for r in results)]
     table = aggregate(results, methods=methods, languages=languages)  # may be a partial grid

@@ -87,7 +87,8 @@ def _relevant(settings: dict, method: str) -> dict:
 def cell_settings(config: ExperimentConfig) -> dict:
     """The settings a cell's result depends on (the grid axes are in the cell's path)."""
     settings = config.to_dict()
-    for axis in ("name", "languages", "methods", "seeds", "output_dir", "eval_batch_size"):
+    not_results = ("output_dir", "report_dir", "eval_batch_size")
+    for axis in ("name", "languages", "methods", "seeds", *not_results):
         settings.pop(axis)
     return json.loads(json.dumps(settings))
 
