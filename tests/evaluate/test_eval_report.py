@@ -163,6 +163,16 @@ def test_markdown_bolds_best_and_states_english_side(grid):
     assert "mean ± sample std over seeds 1, 2, 3" in markdown
 
 
+def test_markdown_names_the_cells_with_fewer_seeds(grid):
+    # A three-seed table whose untrained baseline ran once printed that baseline's single
+    # score like a mean, with nothing saying so.
+    partial = [r for r in grid if not (r.method == "LoRA" and r.language == "ur" and r.seed == 3)]
+    partial += [run("zero_shot", lang, 1, 40.0, side="none") for lang in ("sw", "ur")]
+    lines = to_markdown(aggregate(partial)).splitlines()
+    assert lines[-2] == "Fewer seeds: LoRA on ur (seeds 1, 2); zero_shot (seed 1)."
+    assert "Fewer seeds" not in to_markdown(aggregate(grid))
+
+
 def test_markdown_single_seed_ties_and_oracle():
     results = [run("A", "sw", 0, 70.0, side="human"), run("B", "sw", 0, 70.0)]
     markdown = to_markdown(aggregate(results))

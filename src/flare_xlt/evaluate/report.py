@@ -282,9 +282,10 @@ def to_markdown(
 ) -> str:
     """A Markdown table: methods x (languages, Avg, Avg rank), best per column in bold.
 
-    Cells read "mean ± std" where several seeds were run. Under the table, a
-    line says which English each method saw at test time; ``english_side_note``
-    adds detail to it (e.g. which MT system produced the English).
+    Cells read "mean ± std" where several seeds were run; a line under the table
+    names the cells that ran fewer seeds than the most. Another line says which
+    English each method saw at test time; ``english_side_note`` adds detail to it
+    (e.g. which MT system produced the English).
     """
     header = ["Method", *table.languages, "Avg", "Avg rank"]
     lines = []
@@ -325,12 +326,28 @@ def to_markdown(
     side = english_side_line(table)
     if english_side_note:
         side = f"{side} {english_side_note}"
-    lines += [
-        "",
-        f"{label} (%), {over_seeds}; best per column in bold; Avg rank: 1 = best.",
-        side,
-    ]
+    lines += ["", f"{label} (%), {over_seeds}; best per column in bold; Avg rank: 1 = best."]
+    if table.multi_seed and (fewer := _fewer_seeds(table)):
+        lines.append(fewer)
+    lines.append(side)
     return "\n".join(lines) + "\n"
+
+
+def _fewer_seeds(table: ResultsTable) -> str:
+    """E.g. "Fewer seeds: zero_shot (seed 42); lora on ace (seeds 42, 43)." ("" if none)."""
+    most = max(len(cell.seeds) for cell in table.cells.values())
+    parts = []
+    for method in table.methods:
+        languages_by_seeds: dict[tuple[int, ...], list[str]] = {}
+        for language in table.languages:
+            cell = table.cells.get((method, language))
+            if cell is not None and len(cell.seeds) < most:
+                languages_by_seeds.setdefault(cell.seeds, []).append(language)
+        for seeds, languages in languages_by_seeds.items():
+            where = "" if len(languages) == len(table.languages) else " on " + ", ".join(languages)
+            noun = "seeds" if len(seeds) > 1 else "seed"
+            parts.append(f"{method}{where} ({noun} {', '.join(map(str, seeds))})")
+    return f"Fewer seeds: {'; '.join(parts)}." if parts else ""
 
 
 def package_versions() -> dict[str, str | None]:
