@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from safetensors import SafetensorError
 from torch import Tensor, nn
 
 from flare_xlt.errors import FlareError, ModelUnavailableError
@@ -40,7 +41,7 @@ class LatentEncoder(nn.Module):
                 encoder = model.get_encoder()
             else:
                 encoder = AutoModel.from_pretrained(name_or_path, dtype=dtype)
-        except (OSError, ValueError) as err:  # missing files; a config transformers cannot read
+        except (OSError, ValueError, SafetensorError) as err:  # missing/torn files, bad config
             raise ModelUnavailableError(
                 f"could not load latent encoder {name_or_path!r}: {str(err).splitlines()[0]}"
             ) from None

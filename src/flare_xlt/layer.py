@@ -20,6 +20,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from peft.tuners.lora import Linear as LoraLinear
 from peft.tuners.lora.layer import LoraLayer
 from peft.utils import load_peft_weights, set_peft_model_state_dict
+from safetensors import SafetensorError
 from torch import Tensor, nn
 
 from flare_xlt.config import FlareConfig
@@ -145,7 +146,7 @@ def load_adapter(peft_model: PeftModel, directory: str | Path) -> None:
     """Load saved adapter weights; a mismatch in names or shapes is a clear error."""
     try:
         weights = load_peft_weights(str(directory), device="cpu")
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, SafetensorError) as err:
         raise FlareError(f"could not read adapter weights in {directory}: {err}") from None
     mismatch = f"adapter in {directory} does not fit this base model (other architecture or size)"
     try:

@@ -1,5 +1,8 @@
 """Experiment configs: YAML + dotted overrides, validated up front with the bad key named."""
 
+import subprocess
+import sys
+
 import pytest
 
 from flare_xlt.errors import FlareError
@@ -39,6 +42,32 @@ def test_yaml_and_overrides(tmp_path):
 def test_bad_config_names_the_key(overrides, message):
     with pytest.raises(FlareError, match=message):
         load_config(overrides=overrides)
+
+
+@pytest.mark.parametrize("name", ["2024-06-01", "data #2", "null", "a: b", "[x]"])
+def test_path_values_are_not_read_as_yaml(name):
+    # `--data-dir "data #2"` used to become `data` and `--output-dir null` the default.
+    config = load_config(values={"data.data_dir": name, "output_dir": name})
+    assert config.data.data_dir == name and config.output_dir == name
+
+
+def test_cli_path_options_are_paths(tmp_path):
+    missing = tmp_path / "data #2"  # YAML reads "data #2" as "data" plus a comment
+    (tmp_path / "x.yaml").write_text(f"output_dir: {tmp_path / 'run'}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "flare_xlt.cli", "experiment", "--data-dir", str(missing), "x.yaml"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].endswith(f"data directory {missing} does not exist")
+
+
+def test_an_override_that_is_not_yaml_names_itself():
+    with pytest.raises(FlareError, match=r"override 'stage2.learning_rate=\[1e-4'.*not valid YAML"):
+        load_config(overrides=["stage2.learning_rate=[1e-4"])
 
 
 def test_missing_and_malformed_files(tmp_path):

@@ -129,6 +129,24 @@ def test_corrupt_last_line_is_repaired(tmp_path, caplog, tail):
     assert len(TranslationCache(path)) == 6
 
 
+def test_append_after_a_line_torn_by_another_writer_keeps_every_batch(tmp_path, caplog):
+    # Two processes share a cache; the other one was killed mid-write after this one
+    # had loaded the file. This one's next batch used to be glued onto the torn line.
+    path = tmp_path / "cache.jsonl"
+    cached = CachedTranslator(ToyTranslator(), TranslationCache(path), commit_every=2)
+    cached.translate(["one ."], "en", "sw")
+    with open(path, "ab") as handle:
+        handle.write(b'{"key": "0f3a", "model": "to')
+    with caplog.at_level(logging.WARNING, logger="flare_xlt.translate.cache"):
+        cached.translate(["two .", "three .", "four ."], "en", "sw")
+    assert "incomplete last line" in caplog.text
+    toy = ToyTranslator()
+    again = CachedTranslator(toy, TranslationCache(path))
+    texts = ["one .", "two .", "three .", "four ."]
+    assert again.translate(texts, "en", "sw") == [text.upper() for text in texts]
+    assert toy.calls == []
+
+
 @pytest.mark.parametrize("damage", ["garbage", "tampered-source", "blank"])
 def test_corruption_in_the_middle_is_an_error(tmp_path, damage):
     path = tmp_path / "cache.jsonl"

@@ -125,3 +125,16 @@ def test_errors_are_one_line(setup, tmp_path, monkeypatch):
         translate_cli.app, args(setup, "train", tmp_path / "x.jsonl", "--fallback-lang", "id")
     )
     assert result.exit_code == 0, result.output
+
+
+def test_an_output_that_cannot_be_written_fails_before_translating(setup, tmp_path):
+    # A directory as --output used to fail in os.replace after all the translating, with
+    # a traceback and a stray temporary file.
+    (tmp_path / "out").mkdir()
+    result = CliRunner().invoke(
+        translate_cli.app, args(setup, "train", tmp_path / "out", "--no-cache")
+    )
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1].startswith("error: output ")
+    assert "is a directory" in result.output
+    assert list(tmp_path.iterdir()) == [tmp_path / "out"]

@@ -2,8 +2,10 @@
 
 import huggingface_hub.constants
 import pytest
+import torch
 from _translate_support import (
     NLLB_LANGS,
+    build_model,
     build_tokenizer,
     save_tiny_model,
     sentences,
@@ -101,6 +103,24 @@ def test_marian_style_model_needs_no_codes():
     assert "forced_bos_token_id" not in calls[0]
 
 
+def test_a_one_pair_model_refuses_the_other_direction():
+    # `--split test` with the train split's opus-mt-en-id model fed Javanese to an
+    # English -> Indonesian model and recorded the output as English.
+    translator = tiny_translator(lang_tokens=[])
+    translator.tokenizer.source_lang, translator.tokenizer.target_lang = "en", "id"
+    assert translator.translate(["the cat"], "eng", "ind")[0]
+    with pytest.raises(FlareError, match=r"translates en -> id, not jv -> en"):
+        translator.translate(["kucing"], "jv", "en")
+    with pytest.raises(FlareError, match="--fallback-lang id"):
+        translator.language_pair("en", "jv")
+    stand_in = tiny_translator(lang_tokens=[], fallback_lang="ind")
+    stand_in.tokenizer.source_lang, stand_in.tokenizer.target_lang = "eng", "ind"
+    assert stand_in.translate(["the cat"], "en", "jv")[0]
+    many = tiny_translator(lang_tokens=[])
+    many.tokenizer.source_lang, many.tokenizer.target_lang = "mul", "en"
+    assert many.translate(["kucing"], "jv", "en")[0]
+
+
 def test_long_passages_are_split_short_ones_are_not():
     translator = tiny_translator(max_input_tokens=6)
     calls = record_generate(translator)
@@ -142,6 +162,35 @@ def test_unreachable_model_is_a_one_line_error(tmp_path, monkeypatch):
             HFSeq2SeqTranslator.from_pretrained(name)
         message = str(info.value)
         assert "\n" not in message and name in message
+
+
+def test_truncated_weights_are_a_one_line_error(tmp_path):
+    # An interrupted copy or download used to raise safetensors' own SafetensorError.
+    directory = save_tiny_model(tmp_path / "tiny")
+    weights = directory / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ModelUnavailableError, match="cannot load translation model"):
+        HFSeq2SeqTranslator.from_pretrained(str(directory))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_device_this_machine_lacks_is_a_one_line_error(tmp_path):
+    # `--device cuda:0` (the option's own example) raised torch's AssertionError here.
+    directory = str(save_tiny_model(tmp_path / "tiny"))
+    with pytest.raises(FlareError, match="device cuda:0 is not available"):
+        HFSeq2SeqTranslator.from_pretrained(directory, device="cuda:0")
+    with pytest.raises(FlareError, match="unknown device 'gpu0'"):
+        HFSeq2SeqTranslator.from_pretrained(directory, device="gpu0")
+
+
+def test_a_local_model_rewritten_under_a_branch_name_is_a_new_revision(tmp_path):
+    # `--revision main` on a local folder was the cache revision, so rewritten weights
+    # were served the old model's cached translations.
+    directory = save_tiny_model(tmp_path / "tiny")
+    before = HFSeq2SeqTranslator.from_pretrained(str(directory), revision="main")
+    build_model(seed=1).save_pretrained(directory)
+    after = HFSeq2SeqTranslator.from_pretrained(str(directory), revision="main")
+    assert before.revision.startswith("local-") and before.revision != after.revision
 
 
 def test_invalid_settings_and_unnamed_model():

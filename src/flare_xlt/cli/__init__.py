@@ -33,11 +33,10 @@ DataDirOption = Annotated[
 QuietOption = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
 
 
-def _overrides(values: list[str] | None, data_dir: Path | None) -> list[str]:
-    extra = list(values or [])
-    if data_dir is not None:
-        extra.append(f"data.data_dir={data_dir}")
-    return extra
+def _paths(**paths: Path | None) -> dict[str, str]:
+    """Path options as exact config values (``data_dir`` -> ``data.data_dir``), never YAML."""
+    keys = {"data_dir": "data.data_dir", "output_dir": "output_dir"}
+    return {keys[name]: str(path) for name, path in paths.items() if path is not None}
 
 
 def _one_cell(method: str, lang: str) -> list[str]:
@@ -55,7 +54,7 @@ def experiment(
     """Run (or resume) a grid of methods x languages x seeds and write the report."""
     from flare_xlt.recipes import load_config, run_experiment
 
-    settings = load_config(config, _overrides(set_, data_dir))
+    settings = load_config(config, set_, values=_paths(data_dir=data_dir))
     report = run_experiment(settings, progress=not quiet)
     typer.echo(report["markdown"])
     typer.echo(f"\nwrote {report['root']}/results.json, results.md and results.png")
@@ -74,7 +73,8 @@ def train(
     """Train one method for one language (stage 1 first, if needed) and report its test score."""
     from flare_xlt.recipes import Cell, load_config, run_cell, run_stage1
 
-    settings = load_config(config, [*_overrides(set_, data_dir), *_one_cell(method, lang)])
+    overrides = [*(set_ or []), *_one_cell(method, lang)]
+    settings = load_config(config, overrides, values=_paths(data_dir=data_dir))
     stage1_dir = run_stage1(settings, progress=not quiet)
     for result in run_cell(settings, Cell(method, (lang,), seed), stage1_dir, not quiet):
         typer.echo(f"{result.method} {result.language}: {result.metric} = {result.score:.2f}")
@@ -97,7 +97,8 @@ def evaluate(
     from flare_xlt.recipes.methods import METHODS
     from flare_xlt.recipes.stage2 import check_adapter_method
 
-    settings = load_config(config, [*_overrides(set_, data_dir), *_one_cell(method, lang)])
+    overrides = [*(set_ or []), *_one_cell(method, lang)]
+    settings = load_config(config, overrides, values=_paths(data_dir=data_dir))
     if METHODS[method].trains and adapter is None:
         raise FlareError(f"method {method!r} trains an adapter: pass --adapter DIR")
     if adapter is not None:
@@ -119,10 +120,8 @@ def demo(
     """NusaX-senti with Gemma-3-270M on javanese and toba_batak: every method, one table."""
     from flare_xlt.recipes import demo_settings, load_config, run_experiment
 
-    extra = _overrides(set_, data_dir)
-    if output_dir is not None:
-        extra.append(f"output_dir={output_dir}")
-    settings = load_config(overrides=extra, base=demo_settings(fast))
+    paths = _paths(data_dir=data_dir, output_dir=output_dir)
+    settings = load_config(overrides=set_, base=demo_settings(fast), values=paths)
     report = run_experiment(settings, progress=not quiet)
     typer.echo(report["markdown"])
     typer.echo(f"\nwrote {report['root']}/results.json, results.md and results.png")

@@ -79,8 +79,10 @@ def translate(
             fallback_lang=fallback_lang,
             progress=True,
         )
-        for code in (lang, ENGLISH):  # unusable language codes fail before any work
-            translator.model_language(code)
+        # unusable language codes, or a one-pair model for the other direction, fail first
+        translator.language_pair(
+            *((ENGLISH, lang) if direction == "to_target" else (lang, ENGLISH))
+        )
         if not no_cache:
             store = TranslationCache(cache or default_cache_path(model))
             translator = CachedTranslator(translator, store, commit_every=commit_every)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 from huggingface_hub import constants as hub_constants
+from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -95,7 +96,7 @@ def _load_model(
 ) -> PreTrainedModel:
     try:
         model = TASKS[task].from_pretrained(source, config=config, dtype=dtype, **load_kwargs)
-    except OSError as err:  # e.g. missing or unreachable weights
+    except (OSError, SafetensorError) as err:  # missing, unreachable or truncated weights
         raise _unavailable(name, is_hub, err) from None
     except ValueError as err:
         if "Unrecognized configuration class" not in str(err):

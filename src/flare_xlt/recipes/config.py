@@ -141,8 +141,14 @@ def load_config(
     path: str | Path | None = None,
     overrides: list[str] | None = None,
     base: dict | None = None,
+    values: dict[str, Any] | None = None,
 ) -> ExperimentConfig:
-    """Read a YAML config (else ``base``, else the defaults), then apply ``key.sub=value``."""
+    """Read a YAML config (else ``base``, else the defaults), then apply ``key.sub=value``.
+
+    An override's value is read as YAML (``[a, b]``, ``1e-4``, ``null``); ``values``
+    maps dotted keys to values taken as they are, for paths such as ``data.data_dir``
+    (a folder named ``null`` or ``runs #2`` is a path, not YAML).
+    """
     data: dict = copy.deepcopy(base) if base is not None else {}
     if path is not None:
         path = Path(path)
@@ -158,7 +164,16 @@ def load_config(
         key, sep, value = override.partition("=")
         if not sep:
             raise FlareError(f"override {override!r} must look like key.sub=value")
-        _set_dotted(data, key.strip(), yaml.safe_load(value))
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            reason = str(err).splitlines()[0]
+            raise FlareError(
+                f"override {override!r}: the value is not valid YAML ({reason})"
+            ) from None
+        _set_dotted(data, key.strip(), parsed)
+    for key, value in (values or {}).items():
+        _set_dotted(data, key, value)
     return from_dict(ExperimentConfig, data)
 
 

@@ -15,12 +15,14 @@ and it is append-only by design, so SQLite's transactions buy nothing that
 Crash safety: :class:`CachedTranslator` appends each finished batch with a
 single ``write`` on an ``O_APPEND`` descriptor, then ``fsync``. A process
 killed at any moment loses at most the batch in flight. A partial last line
-(killed mid-write, or a power loss) is detected when the cache is opened and
-truncated away with a warning; a bad line anywhere else means the file was
-damaged by something else and raises :class:`FlareError` naming the file and
-line. Every line is verified on load: its key must match its fields and its
-``text_sha256`` its source text. Writers and the loader hold an exclusive
-``flock``, so several processes may share one cache file (POSIX only).
+(killed mid-write, or a power loss) is truncated away with a warning when the
+cache is opened and before each append (another process sharing the file may
+have been killed mid-write); a bad
+line anywhere else means the file was damaged by something else and raises
+:class:`FlareError` naming the file and line. Every line is verified on load:
+its key must match its fields and its ``text_sha256`` its source text. Writers
+and the loader hold an exclusive ``flock``, so several processes may share one
+cache file (POSIX only).
 """
 
 from __future__ import annotations
@@ -137,9 +139,10 @@ class TranslationCache:
         data = b"".join(entry.to_line() for entry in entries)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         created = not self.path.exists()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             with _locked(fd):
+                self._drop_torn_tail(fd)
                 written = os.write(fd, data)
                 while written < len(data):  # only on exotic file systems
                     written += os.write(fd, data[written:])
@@ -150,6 +153,31 @@ class TranslationCache:
             _fsync_directory(self.path.parent)
         for entry in entries:
             self._translations[entry.key] = entry.translation
+
+    def _drop_torn_tail(self, fd: int) -> None:
+        """Cut a partial last line off the file (a sharing writer killed mid-write).
+
+        Called under the lock, so no live writer is mid-write: an unterminated tail
+        can only be left by a dead one. Appending after it would glue a good batch
+        onto the torn line and lose it (or corrupt the file) at the next load.
+        """
+        size = os.fstat(fd).st_size
+        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+            return
+        end, good_end = size, 0
+        while end > 0:
+            start = max(0, end - 65536)
+            newline = os.pread(fd, end - start, start).rfind(b"\n")
+            if newline >= 0:
+                good_end = start + newline + 1
+                break
+            end = start
+        logger.warning(
+            "translation cache %s: removing an incomplete last line (a writer was killed "
+            "mid-write?)",
+            self.path,
+        )
+        os.ftruncate(fd, good_end)
 
     def _load(self) -> None:
         if not self.path.exists():

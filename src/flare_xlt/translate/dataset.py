@@ -122,6 +122,8 @@ def translate_dataset(
     src, tgt = (ENGLISH, lang) if direction == "to_target" else (lang, ENGLISH)
     if direction == "to_target":
         _require_english(examples)
+    output = Path(output)
+    _check_writable(output)
     if all(isinstance(ex, ClassificationExample) for ex in examples):
         records = _classification(examples, translator, src, tgt, direction, label_names)
         projection = None
@@ -132,7 +134,6 @@ def translate_dataset(
     fields = _TRANSLATED_FIELDS[direction]
     empty = tuple(r["id"] for r in records if any(r.get(f) == "" for f in fields))
     records = [r for r in records if all(r.get(f) != "" for f in fields)]
-    output = Path(output)
     _write_atomic(output, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     provenance = {
         "flare_xlt": package_version(),
@@ -269,12 +270,25 @@ def _cache_info(translator: Translator) -> dict[str, Any] | None:
     }
 
 
+def _check_writable(path: Path) -> None:
+    """Fail before any translating if ``path`` cannot be written as a file."""
+    if path.is_dir():
+        raise FlareError(f"output {path} is a directory; name a file, e.g. {path / 'pairs.jsonl'}")
+    existing = next(folder for folder in (path.parent, *path.parent.parents) if folder.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise FlareError(f"cannot write output {path}: {existing} is not a writable directory")
+
+
 def _write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and a rename (no half-written outputs)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise FlareError(f"cannot write {path}: {error.strerror or error}") from error

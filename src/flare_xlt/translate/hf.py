@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from tqdm.auto import tqdm
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from flare_xlt.errors import FlareError, ModelUnavailableError
+from flare_xlt.languages import resolve_language
 from flare_xlt.translate.base import ModelLanguage
 from flare_xlt.translate.codes import SCHEMES, detect_scheme, model_language
 from flare_xlt.translate.segment import joiner, segment_passage
@@ -111,22 +113,25 @@ class HFSeq2SeqTranslator:
             ModelUnavailableError: the model cannot be loaded (offline, typo,
                 missing files, missing tokenizer dependency), in one line.
         """
+        if device is not None:
+            device = _available_device(device)
         kwargs: dict[str, Any] = {"revision": revision}
         try:
             tokenizer = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
             if dtype is not None:
                 kwargs["dtype"] = dtype
             model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path, **kwargs)
-        except (OSError, ValueError, ImportError) as err:
+        except (OSError, ValueError, ImportError, SafetensorError) as err:
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise ModelUnavailableError(
                 f"cannot load translation model {name_or_path!r}: {reason}"
             ) from err
         if device is not None:
             model = model.to(device)
-        resolved = revision or getattr(model.config, "_commit_hash", None)
-        if resolved is None and Path(name_or_path).is_dir():
+        if Path(name_or_path).is_dir():  # the hub ignores `revision` for a local folder
             resolved = local_fingerprint(Path(name_or_path))
+        else:  # the commit a branch or tag resolved to, so a moved branch is a cache miss
+            resolved = getattr(model.config, "_commit_hash", None) or revision
         return cls(model, tokenizer, model_id=name_or_path, revision=resolved, **options)
 
     @property
@@ -157,9 +162,30 @@ class HFSeq2SeqTranslator:
             )
         return self._languages[code]
 
+    def language_pair(self, src_lang: str, tgt_lang: str) -> tuple[ModelLanguage, ModelLanguage]:
+        """Both languages as the model serves them; a one-pair model must match the direction.
+
+        A Marian tokenizer declares its pair (``source_lang``/``target_lang``, e.g. ``en``
+        and ``id``); feeding it another language would give fluent nonsense, so it is an
+        error unless ``fallback_lang`` names the declared language. Group codes such as
+        ``mul`` accept any language.
+        """
+        source, target = self.model_language(src_lang), self.model_language(tgt_lang)
+        declared = [getattr(self.tokenizer, f"{side}_lang", None) for side in ("source", "target")]
+        allowed = _iso639_3(self.fallback_lang)
+        for language, code in zip((source, target), declared, strict=True):
+            expected = _iso639_3(code)
+            if expected not in (None, language.iso639_3, *([allowed] if allowed else [])):
+                raise FlareError(
+                    f"translation model {self.model_id!r} translates {declared[0]} -> "
+                    f"{declared[1]}, not {src_lang} -> {tgt_lang}: use a model for this "
+                    f"direction (or --fallback-lang {code} to accept {code} as a stand-in)"
+                )
+        return source, target
+
     def translate(self, texts: Sequence[str], src_lang: str, tgt_lang: str) -> list[str]:
         """Translate ``texts``; long ones sentence by sentence, empty ones to ``""``."""
-        source, target = self.model_language(src_lang), self.model_language(tgt_lang)
+        source, target = self.language_pair(src_lang, tgt_lang)
         segments = [self._segments(text) for text in texts]
         outputs = iter(self._translate_pieces([p for s in segments for p in s], source, target))
         separator = joiner(target.iso639_3)
@@ -224,6 +250,28 @@ class HFSeq2SeqTranslator:
             )
         decoded = self.tokenizer.batch_decode(generated, skip_special_tokens=True)
         return [text.strip() for text in decoded]
+
+
+def _iso639_3(code: str | None) -> str | None:
+    """ISO 639-3 of a language code, or None for no code or a group code (``mul``)."""
+    try:
+        return resolve_language(code).iso639_3 if code else None
+    except FlareError:
+        return None
+
+
+def _available_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch.device, or a one-line error if this machine lacks it."""
+    try:
+        device = torch.device(device)
+    except RuntimeError as err:
+        raise FlareError(f"unknown device {device!r}: {err}") from None
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise FlareError(
+            f"device {device} is not available: this machine has "
+            f"{torch.cuda.device_count()} CUDA device(s); use --device cpu"
+        )
+    return device
 
 
 def local_fingerprint(directory: Path) -> str:
