@@ -219,6 +219,25 @@ def test_latent_encoder_from_pretrained_seq2seq_and_encoder(tmp_path):
         LatentEncoder.from_pretrained(str(tmp_path / "missing"), hidden_size=8)
 
 
+def halve(path):
+    """Cut a file to half its size, as an interrupted copy or download leaves it."""
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_truncated_encoder_and_adapter_files_are_one_line_errors(tmp_path):
+    # safetensors' own SafetensorError used to escape with a traceback.
+    bert = tmp_path / "bert"
+    tf.BertModel(tiny_config("bert")).save_pretrained(bert)
+    halve(bert / "model.safetensors")
+    with pytest.raises(FlareError, match="could not load latent encoder"):
+        LatentEncoder.from_pretrained(str(bert), hidden_size=8)
+    adapter = tmp_path / "adapter"
+    FlareModel.from_base(tiny_model("llama"), FlareConfig()).save_pretrained(adapter)
+    halve(adapter / "adapter_model.safetensors")
+    with pytest.raises(FlareError, match="could not read adapter weights"):
+        FlareModel.from_pretrained(tiny_model("llama"), adapter)
+
+
 def test_latent_config_requires_encoder():
     with pytest.raises(FlareError, match="needs a latent_encoder"):
         FlareModel.from_base(tiny_model("llama"), FlareConfig(source="latent"))

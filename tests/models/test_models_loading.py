@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import pytest
@@ -135,6 +136,17 @@ def test_unreachable_hub_id_is_one_clear_line(monkeypatch):
 def test_missing_local_directory(path):
     with pytest.raises(ModelUnavailableError, match="not a model directory"):
         load_backbone(path)
+
+
+def test_truncated_weights_are_one_clear_line(llama_dir, tmp_path):
+    # An interrupted copy used to raise safetensors' own SafetensorError.
+    copy = tmp_path / "llama"
+    shutil.copytree(llama_dir, copy)
+    weights = copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ModelUnavailableError, match="could not load") as info:
+        load_backbone(str(copy))
+    assert "\n" not in str(info.value)
 
 
 def test_directory_without_model_files(tmp_path):
