@@ -383,6 +383,14 @@ def test_grids_sharing_cells_keep_their_own_tables(tiny_backbones, tmp_path):
     assert (tmp_path / "both" / "results.md").is_file()
     assert json.loads((tmp_path / "both" / "config.json").read_text())["report_dir"]
     assert not (tmp_path / "both" / "cells").exists()
+    # --report-only tabulates the finished cells of a bigger grid and trains nothing
+    more = [*both, "methods=[zero_shot, lora]", f"report_dir={tmp_path / 'finished'}"]
+    report = run_experiment(load_config(overrides=more), progress=False, report_only=True)
+    assert report["table"].methods == ("zero_shot",)
+    assert not (tmp_path / "run" / "cells" / "lora").exists()
+    empty = load_config(overrides=[*overrides, f"output_dir={tmp_path / 'empty'}"])
+    with pytest.raises(FlareError, match="no finished cell of this grid"):
+        run_experiment(empty, progress=False, report_only=True)
 
 
 def test_a_language_the_task_lacks_fails_before_any_training(tiny_backbones, tmp_path):

@@ -50,12 +50,15 @@ def experiment(
     set_: SetOption = None,
     data_dir: DataDirOption = None,
     quiet: QuietOption = False,
+    report_only: Annotated[
+        bool, typer.Option("--report-only", help="Train nothing; tabulate the finished cells.")
+    ] = False,
 ) -> None:
     """Run (or resume) a grid of methods x languages x seeds and write the report."""
     from flare_xlt.recipes import load_config, run_experiment
 
     settings = load_config(config, set_, values=_paths(data_dir=data_dir))
-    report = run_experiment(settings, progress=not quiet)
+    report = run_experiment(settings, progress=not quiet, report_only=report_only)
     typer.echo(report["markdown"])
     typer.echo(f"\nwrote {report['root']}/results.json, results.md and results.png")
 

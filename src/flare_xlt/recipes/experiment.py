@@ -56,11 +56,19 @@ def grid(config: ExperimentConfig) -> list[Cell]:
     return sorted(cells, key=position)
 
 
-def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
-    """Run (or resume) the whole grid; writes results.json, results.md and results.png."""
+def run_experiment(
+    config: ExperimentConfig, progress: bool = True, report_only: bool = False
+) -> dict:
+    """Run (or resume) the whole grid; writes results.json, results.md and results.png.
+
+    With ``report_only`` nothing is trained: the table holds the grid's finished cells
+    (e.g. while other processes are still filling it).
+    """
     report_root = config.report_root
     report_root.mkdir(parents=True, exist_ok=True)
     (report_root / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    if report_only:
+        return _report_finished(config)
     # timings: wall seconds of the work this invocation did; resumed cells keep the
     # train/eval seconds of the run that computed them in their own results
     timings: dict[str, float] = {}
@@ -81,6 +89,14 @@ def run_experiment(config: ExperimentConfig, progress: bool = True) -> dict:
         results += done
         report = write_report(config, results, timings)  # a partial table after every cell
     return report
+
+
+def _report_finished(config: ExperimentConfig) -> dict:
+    finished = [load_cell_results(config, cell) for cell in grid(config)]
+    results = [result for done in finished if done is not None for result in done]
+    if not results:
+        raise FlareError(f"no finished cell of this grid under {config.root / 'cells'}")
+    return write_report(config, results, {})
 
 
 def write_report(config: ExperimentConfig, results: list[RunResult], timings: dict) -> dict:
