@@ -391,6 +391,10 @@ def test_grids_sharing_cells_keep_their_own_tables(tiny_backbones, tmp_path):
     empty = load_config(overrides=[*overrides, f"output_dir={tmp_path / 'empty'}"])
     with pytest.raises(FlareError, match="no finished cell of this grid"):
         run_experiment(empty, progress=False, report_only=True)
+    assert not (tmp_path / "empty").exists()  # a failed report leaves no config.json behind
+    shutil.rmtree(tmp_path / "run" / "stage1")
+    with pytest.raises(FlareError, match=r"stage1\.json is missing: the report records"):
+        run_experiment(load_config(overrides=more), progress=False, report_only=True)
 
 
 def test_a_language_the_task_lacks_fails_before_any_training(tiny_backbones, tmp_path):

@@ -64,9 +64,6 @@ def run_experiment(
     With ``report_only`` nothing is trained: the table holds the grid's finished cells
     (e.g. while other processes are still filling it).
     """
-    report_root = config.report_root
-    report_root.mkdir(parents=True, exist_ok=True)
-    (report_root / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     if report_only:
         return _report_finished(config)
     # timings: wall seconds of the work this invocation did; resumed cells keep the
@@ -96,13 +93,20 @@ def _report_finished(config: ExperimentConfig) -> dict:
     results = [result for done in finished if done is not None for result in done]
     if not results:
         raise FlareError(f"no finished cell of this grid under {config.root / 'cells'}")
+    if not (config.stage1_root / STAGE1_MARKER).is_file():
+        raise FlareError(
+            f"{config.stage1_root / STAGE1_MARKER} is missing: the report records which "
+            "English task model the cells used; restore it from version control"
+        )
     return write_report(config, results, {})
 
 
 def write_report(config: ExperimentConfig, results: list[RunResult], timings: dict) -> dict:
-    """results.json (with config, versions, provenance, timings), results.md and results.png."""
+    """Write results.json (config, versions, provenance, timings), .md, .png and config.json."""
     spec = task_spec(config)
     root = config.report_root
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     methods = list(dict.fromkeys(r.method for r in results))
     languages = [lang for lang in config.languages if any(r.language == lang for r in results)]
     table = aggregate(results, methods=methods, languages=languages)  # may be a partial grid

@@ -16,6 +16,7 @@ model.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -166,21 +167,19 @@ class HFSeq2SeqTranslator:
         """Both languages as the model serves them; a one-pair model must match the direction.
 
         A Marian tokenizer declares its pair (``source_lang``/``target_lang``, e.g. ``en``
-        and ``id``); feeding it another language would give fluent nonsense, so it is an
-        error unless ``fallback_lang`` names the declared language. Group codes such as
-        ``mul`` accept any language.
+        and ``id``); feeding it another language gives fluent nonsense, so a mismatch is an
+        error. A declared code this project does not know passes when it has three letters
+        (it may be a language group such as ``mul`` or ``map``), not when it has two (an
+        ISO 639-1 code always names one language).
         """
         source, target = self.model_language(src_lang), self.model_language(tgt_lang)
         declared = [getattr(self.tokenizer, f"{side}_lang", None) for side in ("source", "target")]
-        allowed = _iso639_3(self.fallback_lang)
-        for language, code in zip((source, target), declared, strict=True):
-            expected = _iso639_3(code)
-            if expected not in (None, language.iso639_3, *([allowed] if allowed else [])):
-                raise FlareError(
-                    f"translation model {self.model_id!r} translates {declared[0]} -> "
-                    f"{declared[1]}, not {src_lang} -> {tgt_lang}: use a model for this "
-                    f"direction (or --fallback-lang {code} to accept {code} as a stand-in)"
-                )
+        if _other_language(declared[0], source) or _other_language(declared[1], target):
+            raise FlareError(
+                f"translation model {self.model_id!r} translates {declared[0]} -> {declared[1]} "
+                f"(its tokenizer says so), not {src_lang} -> {tgt_lang}: use a model for "
+                "this language pair and direction"
+            )
         return source, target
 
     def translate(self, texts: Sequence[str], src_lang: str, tgt_lang: str) -> list[str]:
@@ -252,12 +251,15 @@ class HFSeq2SeqTranslator:
         return [text.strip() for text in decoded]
 
 
-def _iso639_3(code: str | None) -> str | None:
-    """ISO 639-3 of a language code, or None for no code or a group code (``mul``)."""
+def _other_language(declared: str | None, language: ModelLanguage) -> bool:
+    """Whether a one-pair model's declared code (``en``, ``pt_br``, ``mul``) is not ``language``."""
+    if not declared:
+        return False
+    base = re.split(r"[_-]", declared.lower())[0]
     try:
-        return resolve_language(code).iso639_3 if code else None
-    except FlareError:
-        return None
+        return resolve_language(base).iso639_3 != language.iso639_3
+    except FlareError:  # unknown here: a two-letter code is another language, three may be a group
+        return len(base) == 2
 
 
 def _available_device(device: str | torch.device) -> torch.device:
