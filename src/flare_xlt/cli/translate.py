@@ -22,6 +22,7 @@ from flare_xlt.translate.dataset import (
     ENGLISH,
     TranslationSummary,
     direction_for_split,
+    direction_languages,
     translate_dataset,
 )
 from flare_xlt.translate.hf import HFSeq2SeqTranslator
@@ -80,9 +81,7 @@ def translate(
             progress=True,
         )
         # unusable language codes, or a one-pair model for the other direction, fail first
-        translator.language_pair(
-            *((ENGLISH, lang) if direction == "to_target" else (lang, ENGLISH))
-        )
+        translator.language_pair(*direction_languages(direction, lang))
         if not no_cache:
             store = TranslationCache(cache or default_cache_path(model))
             translator = CachedTranslator(translator, store, commit_every=commit_every)

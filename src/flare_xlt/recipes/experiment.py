@@ -93,16 +93,17 @@ def _report_finished(config: ExperimentConfig) -> dict:
     results = [result for done in finished if done is not None for result in done]
     if not results:
         raise FlareError(f"no finished cell of this grid under {config.root / 'cells'}")
-    if not (config.stage1_root / STAGE1_MARKER).is_file():
-        raise FlareError(
-            f"{config.stage1_root / STAGE1_MARKER} is missing: the report records which "
-            "English task model the cells used; restore it from version control"
-        )
     return write_report(config, results, {})
 
 
 def write_report(config: ExperimentConfig, results: list[RunResult], timings: dict) -> dict:
     """Write results.json (config, versions, provenance, timings), .md, .png and config.json."""
+    stage1_record = config.stage1_root / STAGE1_MARKER
+    if not stage1_record.is_file():
+        raise FlareError(
+            f"{stage1_record} is missing: the report records which English task model the "
+            "cells used; restore it from version control"
+        )
     spec = task_spec(config)
     root = config.report_root
     root.mkdir(parents=True, exist_ok=True)
@@ -116,7 +117,7 @@ def write_report(config: ExperimentConfig, results: list[RunResult], timings: di
         "task": config.task,
         "data_dir": str(config.data.data_dir or "default (FLARE_DATA_DIR or ../shared/data)"),
         "english_side_at_test": config.data.english_side,
-        "stage1": json.loads((config.stage1_root / STAGE1_MARKER).read_text()),
+        "stage1": json.loads(stage1_record.read_text()),
     }
     write_results_json(root / "results.json", results, config.to_dict(), provenance, timings)
     (root / "results.md").write_text(markdown.rstrip("\n") + "\n")

@@ -17,9 +17,9 @@ single ``write`` on an ``O_APPEND`` descriptor, then ``fsync``. A process
 killed at any moment loses at most the batch in flight. A partial last line
 (killed mid-write, or a power loss) is truncated away with a warning when the
 cache is opened and before each append (another process sharing the file may
-have been killed mid-write); a bad
-line anywhere else means the file was damaged by something else and raises
-:class:`FlareError` naming the file and line. Every line is verified on load:
+have been killed mid-write); a bad line anywhere else means the file was
+damaged by something else and raises :class:`FlareError` naming the file and
+line. Every line is verified on load:
 its key must match its fields and its ``text_sha256`` its source text. Writers
 and the loader hold an exclusive ``flock``, so several processes may share one
 cache file (POSIX only).

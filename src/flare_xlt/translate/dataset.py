@@ -83,6 +83,11 @@ def direction_for_split(split: str) -> str:
     raise FlareError(f"split must be train, validation or test, not {split!r}")
 
 
+def direction_languages(direction: str, lang: str) -> tuple[str, str]:
+    """(source, target) language codes: English -> ``lang`` for ``"to_target"``, else back."""
+    return (ENGLISH, lang) if direction == "to_target" else (lang, ENGLISH)
+
+
 def provenance_path(output: str | Path) -> Path:
     """The sidecar file of a paired dataset: ``<output>.provenance.json``."""
     output = Path(output)
@@ -119,7 +124,7 @@ def translate_dataset(
         raise FlareError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
     if not examples:
         raise FlareError("no examples to translate")
-    src, tgt = (ENGLISH, lang) if direction == "to_target" else (lang, ENGLISH)
+    src, tgt = direction_languages(direction, lang)
     if direction == "to_target":
         _require_english(examples)
     output = Path(output)
