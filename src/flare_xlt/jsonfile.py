@@ -19,6 +19,16 @@ def read_json_object(path: Path) -> dict:
     return data
 
 
-def differing_keys(saved: dict, current: dict) -> list[str]:
-    """The top-level keys whose values differ between a saved record and the current one."""
-    return sorted(k for k in {*saved, *current} if saved.get(k) != current.get(k))
+def differing_keys(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """The keys whose values differ between a saved record and the current one.
+
+    Nested records are compared key by key and named by dotted path (``data.max_length``).
+    """
+    differ = []
+    for key in sorted({*saved, *current}):
+        old, new = saved.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            differ += differing_keys(old, new, f"{prefix}{key}.")
+        elif old != new:
+            differ.append(f"{prefix}{key}")
+    return differ

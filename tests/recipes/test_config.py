@@ -37,6 +37,27 @@ def test_yaml_and_overrides(tmp_path):
         (["data.english_side=oracle"], "english_side='oracle'"),
         (["stage2=3"], "stage2: expected a mapping"),
         (["noequals"], "must look like key.sub=value"),
+        # found by review: these passed, then crashed late or gave silently wrong results
+        (["eval_batch_size=0"], "eval_batch_size=0: use at least 1"),
+        (["data.max_length=0"], "data: max_length=0: use at least 8 tokens"),
+        (["data.max_test_examples=-1"], "data: max_test_examples=-1: use at least 1"),
+        (["data.max_validation_examples=0"], "data: max_validation_examples=0"),
+        (
+            ["task=mine", "data.files=d/{lang}.{split}.csv", "data.label_names=[a, b]"],
+            r"unknown placeholder lang; only \{language\} and \{split\}",
+        ),
+        (
+            [
+                "task=mine",
+                "data.files=d.{split}.csv",
+                "data.label_names=[a]",
+                "languages=[jav, sun]",
+            ],
+            r"needs a \{language\} placeholder: 2 languages would all read the same file",
+        ),
+        (["languages=[javanese, jav]"], "languages lists jav more than once"),
+        (["methods=[lora, flare, lora]"], "methods lists lora more than once"),
+        (["seeds=[42, 42]"], "seeds lists 42 more than once"),
     ],
 )
 def test_bad_config_names_the_key(overrides, message):

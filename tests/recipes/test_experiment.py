@@ -349,7 +349,9 @@ def test_finished_cells_are_not_reused_under_other_settings(tiny_backbones, tmp_
     run_experiment(load_config(overrides=overrides), progress=False)
     kept = [o for o in overrides if not o.startswith("data.max_test_examples")]
     changed = load_config(overrides=[*kept, "data.max_test_examples=6"])
-    with pytest.raises(FlareError, match=r"produced with different settings \(data\)"):
+    with pytest.raises(
+        FlareError, match=r"produced with different settings \(data\.max_test_examples\)"
+    ):
         run_experiment(changed, progress=False)
     # settings a zero_shot cell cannot depend on do not make it stale
     unrelated = load_config(overrides=[*overrides, "source_cache=false", "latent_encoder=other"])
@@ -358,9 +360,13 @@ def test_finished_cells_are_not_reused_under_other_settings(tiny_backbones, tmp_
     changed_stage1 = load_config(overrides=[*overrides, "stage1.learning_rate=0.1"])
     with pytest.raises(FlareError, match="English task model trained with other settings"):
         run_experiment(changed_stage1, progress=False)
+    # found by review: stage 1 trains LoRA on target_modules but did not record them
+    other_modules = load_config(overrides=[*overrides, "adapter.target_modules=[q_proj]"])
+    with pytest.raises(FlareError, match=r"other settings \(adapter\.target_modules\)"):
+        run_experiment(other_modules, progress=False)
 
 
-def test_grids_sharing_cells_keep_their_own_tables(tiny_backbones, tmp_path):
+def test_grids_sharing_cells_keep_their_own_tables(tiny_backbones, tmp_path, monkeypatch):
     # Two grids in one output_dir (one language, then a seeds table on it) used to
     # overwrite each other's results.json/md/png and config.json.
     overrides = [
@@ -388,6 +394,12 @@ def test_grids_sharing_cells_keep_their_own_tables(tiny_backbones, tmp_path):
     report = run_experiment(load_config(overrides=more), progress=False, report_only=True)
     assert report["table"].methods == ("zero_shot",)
     assert not (tmp_path / "run" / "cells" / "lora").exists()
+    # under torchrun every rank builds the table, but only rank 0 writes it (found by review)
+    monkeypatch.setenv("RANK", "1")
+    other_rank = [*more, f"report_dir={tmp_path / 'rank1'}"]
+    report = run_experiment(load_config(overrides=other_rank), progress=False, report_only=True)
+    assert report["table"].methods == ("zero_shot",) and not (tmp_path / "rank1").exists()
+    monkeypatch.delenv("RANK")
     empty = load_config(overrides=[*overrides, f"output_dir={tmp_path / 'empty'}"])
     with pytest.raises(FlareError, match="no finished cell of this grid"):
         run_experiment(empty, progress=False, report_only=True)
@@ -442,7 +454,7 @@ def test_stage1_is_shared_by_languages_with_the_same_english_side(tiny_backbones
         other = dataclasses.replace(config, languages=[language, "javanese"])
         assert run_stage1(other, progress=False) == model_dir
     fewer = dataclasses.replace(config, data=dataclasses.replace(config.data, max_train_examples=3))
-    with pytest.raises(FlareError, match=r"trained with other settings \(english_data\)"):
+    with pytest.raises(FlareError, match=r"trained with other settings \(english_data\.train\)"):
         run_stage1(fewer, progress=False)
 
 

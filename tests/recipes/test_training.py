@@ -137,6 +137,41 @@ def test_finished_run_is_returned_without_training(tmp_path):
         train(build_model(), DATA, collate, arguments(tmp_path, learning_rate=1e-3))
 
 
+def test_other_run_settings_refuse_a_checkpoint_and_a_finished_run(tmp_path):
+    # Found by review: only the TrainArgs were fingerprinted, so a cell killed mid-training
+    # and rerun with another data.max_length resumed the old run's checkpoint.
+    settings = {"data": {"max_length": 128}, "adapter": {"fusion": "add_relu"}}
+    longer = {"data": {"max_length": 256}, "adapter": {"fusion": "add_relu"}}
+    args = arguments(tmp_path, save_every_steps=2, run_settings=settings)
+    train(build_model(), DATA, collate, args)
+    with pytest.raises(FlareError, match=r"run_settings\.data\.max_length: 128 -> 256"):
+        train(build_model(), DATA, collate, arguments(tmp_path, run_settings=longer))
+    (tmp_path / "run" / "result.json").unlink()  # as if killed after its last checkpoint
+    with pytest.raises(FlareError, match=r"step-4 belongs to a run with other settings"):
+        train(build_model(), DATA, collate, arguments(tmp_path, run_settings=longer))
+    resumed = train(build_model(), DATA, collate, args)
+    assert resumed.resumed_from_step == 4
+
+
+def test_a_finished_run_serves_any_process_count(tmp_path):
+    # A cell finished on 2 GPUs but killed before its cell.json must not be refused when
+    # rerun on 1: nothing is resumed, the final weights are only loaded.
+    first = train(build_model(), DATA, collate, arguments(tmp_path))
+    record = tmp_path / "run" / "result.json"
+    saved = json.loads(record.read_text())
+    saved["fingerprint"]["num_processes"] = 2
+    record.write_text(json.dumps(saved))
+    assert train(build_model(), DATA, collate, arguments(tmp_path)) == first
+
+
+def test_a_launcher_that_changes_gradient_accumulation_is_refused(tmp_path, monkeypatch):
+    # accelerate takes ACCELERATE_GRADIENT_ACCUMULATION_STEPS (set by `accelerate launch
+    # --gradient_accumulation_steps`) over our value: step counts and resume points were wrong.
+    monkeypatch.setenv("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "2")
+    with pytest.raises(FlareError, match="the launcher set 2 gradient accumulation steps"):
+        train(build_model(), DATA, collate, arguments(tmp_path))
+
+
 def test_nan_loss_stops_before_checkpointing_the_bad_step(tmp_path):
     def nan_at_step_3(model, batch):
         nan_at_step_3.calls += 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import string
 import types
 import typing
 from dataclasses import dataclass, field
@@ -65,6 +66,24 @@ class DataArgs:
     max_validation_examples: int | None = None
     max_test_examples: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.max_length < 8:
+            raise FlareError(f"max_length={self.max_length}: use at least 8 tokens")
+        for split in ("train", "validation", "test"):
+            limit = getattr(self, f"max_{split}_examples")
+            if limit is not None and limit < 1:
+                raise FlareError(
+                    f"max_{split}_examples={limit}: use at least 1, or null for all"
+                )
+        if self.files is not None:
+            placeholders = {name for _, name, _, _ in string.Formatter().parse(self.files) if name}
+            if not placeholders <= {"language", "split"}:
+                unknown = ", ".join(sorted(placeholders - {"language", "split"}))
+                raise FlareError(
+                    f"files={self.files!r}: unknown placeholder {unknown}; "
+                    "only {language} and {split} are filled in"
+                )
+
 
 @dataclass
 class ExperimentConfig:
@@ -107,8 +126,16 @@ class ExperimentConfig:
                 "data.files needs a {split} placeholder (and {language} for several "
                 "languages), and data.label_names must list the classes"
             )
-        for language in self.languages:
-            resolve_language(language)
+        if len(self.languages) > 1 and self.data.files and "{language}" not in self.data.files:
+            raise FlareError(
+                f"data.files={self.data.files!r} needs a {{language}} placeholder: "
+                f"{len(self.languages)} languages would all read the same file"
+            )
+        _refuse_duplicates("languages", [resolve_language(x).iso639_3 for x in self.languages])
+        _refuse_duplicates("methods", self.methods)
+        _refuse_duplicates("seeds", self.seeds)
+        if self.eval_batch_size < 1:
+            raise FlareError(f"eval_batch_size={self.eval_batch_size}: use at least 1")
         qa = self.data.files is None and get_task_spec(self.task).kind == "qa"
         for method in self.methods:
             if get_method(method).mixup and qa:
@@ -135,6 +162,12 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _refuse_duplicates(axis: str, entries: list) -> None:
+    repeated = sorted({str(x) for x in entries if entries.count(x) > 1})
+    if repeated:
+        raise FlareError(f"{axis} lists {', '.join(repeated)} more than once")
 
 
 def load_config(

@@ -20,8 +20,10 @@ from flare_xlt.evaluate import (
     to_markdown,
     write_results_json,
 )
+from flare_xlt.jsonfile import read_json_object
 from flare_xlt.recipes.config import ExperimentConfig
 from flare_xlt.recipes.data import check_languages, task_spec
+from flare_xlt.recipes.distributed import is_main_process, wait_for_everyone
 from flare_xlt.recipes.methods import get_method
 from flare_xlt.recipes.stage1 import MARKER as STAGE1_MARKER
 from flare_xlt.recipes.stage1 import run_stage1
@@ -97,7 +99,10 @@ def _report_finished(config: ExperimentConfig) -> dict:
 
 
 def write_report(config: ExperimentConfig, results: list[RunResult], timings: dict) -> dict:
-    """Write results.json (config, versions, provenance, timings), .md, .png and config.json."""
+    """Write results.json (config, versions, provenance, timings), .md, .png and config.json.
+
+    Every process builds the table; only the main one writes the files.
+    """
     stage1_record = config.stage1_root / STAGE1_MARKER
     if not stage1_record.is_file():
         raise FlareError(
@@ -106,8 +111,6 @@ def write_report(config: ExperimentConfig, results: list[RunResult], timings: di
         )
     spec = task_spec(config)
     root = config.report_root
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     methods = list(dict.fromkeys(r.method for r in results))
     languages = [lang for lang in config.languages if any(r.language == lang for r in results)]
     table = aggregate(results, methods=methods, languages=languages)  # may be a partial grid
@@ -117,11 +120,15 @@ def write_report(config: ExperimentConfig, results: list[RunResult], timings: di
         "task": config.task,
         "data_dir": str(config.data.data_dir or "default (FLARE_DATA_DIR or ../shared/data)"),
         "english_side_at_test": config.data.english_side,
-        "stage1": json.loads(stage1_record.read_text()),
+        "stage1": read_json_object(stage1_record),
     }
-    write_results_json(root / "results.json", results, config.to_dict(), provenance, timings)
-    (root / "results.md").write_text(markdown.rstrip("\n") + "\n")
-    plot_results(table, root / "results.png", title=title)
+    if is_main_process():
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        write_results_json(root / "results.json", results, config.to_dict(), provenance, timings)
+        (root / "results.md").write_text(markdown.rstrip("\n") + "\n")
+        plot_results(table, root / "results.png", title=title)
+    wait_for_everyone()
     return {"table": table, "markdown": markdown, "root": Path(root)}
 
 

@@ -46,8 +46,13 @@ def fit(
     output_dir: Path,
     eval_batch_size: int,
     progress: bool = True,
+    run_settings: dict | None = None,
 ) -> TrainResult:
-    """Train ``model`` with early stopping on the validation metric (higher is better)."""
+    """Train ``model`` with early stopping on the validation metric (higher is better).
+
+    ``run_settings`` (data, prompt, adapter: what else the result depends on) must match
+    for ``output_dir``'s checkpoint or finished run to be resumed or reused.
+    """
 
     def validation_metric(trained: nn.Module) -> float:
         value, _, _ = score(
@@ -62,7 +67,9 @@ def fit(
         )
         return value
 
-    arguments = TrainingArguments(output_dir=output_dir, progress=progress, **asdict(args))
+    arguments = TrainingArguments(
+        output_dir=output_dir, progress=progress, run_settings=run_settings or {}, **asdict(args)
+    )
     return train(
         model,
         train_features,

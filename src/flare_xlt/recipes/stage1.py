@@ -18,9 +18,10 @@ from transformers import set_seed
 
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
-from flare_xlt.jsonfile import differing_keys
+from flare_xlt.jsonfile import differing_keys, read_json_object
 from flare_xlt.model import FlareModel
 from flare_xlt.recipes.backbone import head_kind, head_modules, load_task_model
+from flare_xlt.recipes.checkpoint import write_json_atomically
 from flare_xlt.recipes.components import build_components
 from flare_xlt.recipes.config import ExperimentConfig
 from flare_xlt.recipes.data import english_only, load_examples, prompt_template, task_spec
@@ -40,7 +41,7 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
     english_train, english_validation = english_data(config)
     settings = stage1_settings(config, english_train, english_validation)
     if (directory / MARKER).is_file():
-        saved = json.loads((directory / MARKER).read_text()).get("settings") or {}
+        saved = read_json_object(directory / MARKER).get("settings") or {}
         if saved != settings:
             differ = differing_keys(saved, settings)
             raise FlareError(
@@ -86,6 +87,7 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
         directory / "train",
         config.eval_batch_size,
         progress,
+        run_settings={k: v for k, v in settings.items() if k != "stage1"},
     )
     english_score = result.best_metric  # the best weights are restored: no second scoring
     if is_main_process():
@@ -96,7 +98,7 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
             "train_steps": result.global_step,
             "train_seconds": result.train_seconds,
         }
-        (directory / MARKER).write_text(json.dumps(summary, indent=2) + "\n")
+        write_json_atomically(directory / MARKER, summary)
     wait_for_everyone()
     logger.info("stage 1: English validation %s = %s", spec.metric, english_score)
     return model_dir
@@ -133,6 +135,9 @@ def fingerprint(examples: list) -> str:
 def stage1_settings(config: ExperimentConfig, english_train: list, english_validation: list):
     """What the English task model depends on (a dict), given the English examples it reads."""
     data = config.data
+    adapter = {"r": config.adapter.r, "alpha": config.adapter.alpha}
+    if config.adapter.target_modules is not None:  # None (the backbone's default) is left out,
+        adapter["target_modules"] = config.adapter.target_modules  # as in older stage1.json
     return {
         "backbone": config.backbone,
         "task": config.task,
@@ -142,6 +147,6 @@ def stage1_settings(config: ExperimentConfig, english_train: list, english_valid
             "train": fingerprint(english_train),
             "validation": fingerprint(english_validation),
         },
-        "adapter": {"r": config.adapter.r, "alpha": config.adapter.alpha},
+        "adapter": adapter,
         "stage1": dataclasses.asdict(config.stage1),
     }

@@ -19,11 +19,12 @@ from flare_xlt.cache import SourceCache
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
 from flare_xlt.evaluate import RunResult
-from flare_xlt.jsonfile import differing_keys
+from flare_xlt.jsonfile import differing_keys, read_json_object
 from flare_xlt.latent import LatentEncoder
 from flare_xlt.model import FlareModel
 from flare_xlt.models import load_backbone
 from flare_xlt.recipes.backbone import head_kind, load_task_model
+from flare_xlt.recipes.checkpoint import write_json_atomically
 from flare_xlt.recipes.components import build_components
 from flare_xlt.recipes.config import ExperimentConfig
 from flare_xlt.recipes.data import load_examples, prompt_template, task_spec
@@ -64,7 +65,7 @@ def load_cell_results(config: ExperimentConfig, cell: Cell) -> list[RunResult] |
     path = cell_dir(config, cell) / RESULT_FILE
     if not path.is_file():
         return None
-    payload = json.loads(path.read_text())
+    payload = read_json_object(path)
     saved = _relevant(payload.get("settings") or {}, cell.method)
     current = _relevant(cell_settings(config), cell.method)
     if saved != current:
@@ -91,6 +92,11 @@ def cell_settings(config: ExperimentConfig) -> dict:
     for axis in ("name", "languages", "methods", "seeds", *not_results):
         settings.pop(axis)
     return json.loads(json.dumps(settings))
+
+
+def _run_settings(config: ExperimentConfig, method: str) -> dict:
+    """What a cell's training depends on besides its TrainArgs (which training checks)."""
+    return {k: v for k, v in _relevant(cell_settings(config), method).items() if k != "stage2"}
 
 
 @dataclass
@@ -200,6 +206,7 @@ def run_cell(
             directory / "train",
             config.eval_batch_size,
             progress,
+            run_settings=_run_settings(config, cell.method),
         )
         if is_main_process():
             setup.model.save_pretrained(directory / "adapter")
@@ -216,9 +223,7 @@ def run_cell(
             "settings": cell_settings(config),
             "results": [asdict(r) for r in results],
         }
-        tmp = directory / (RESULT_FILE + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=2) + "\n")
-        tmp.replace(directory / RESULT_FILE)
+        write_json_atomically(directory / RESULT_FILE, payload)
     wait_for_everyone()
     return results
 

@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from flare_xlt.errors import FlareError
+from flare_xlt.jsonfile import differing_keys
 from flare_xlt.recipes import checkpoint as ckpt
 from flare_xlt.recipes.sampling import LengthGroupedSampler, example_length
 
@@ -63,6 +64,9 @@ _TRAJECTORY = (
     "seed",
     "mixed_precision",
     "group_by_length",
+    "eval_every_steps",
+    "early_stopping_patience",
+    "run_settings",
 )
 
 
@@ -144,6 +148,9 @@ class TrainingArguments(TrainArgs):
         mixed_precision: ``"no"``, ``"bf16"`` or ``"fp16"`` (passed to ``Accelerator``;
             overrides the launcher's setting).
         progress: show a progress bar (main process only).
+        run_settings: whatever else the run's result depends on (data, prompt, adapter),
+            as a JSON-able dict; a checkpoint or finished run with other ``run_settings``
+            is refused, like one with another learning rate.
     """
 
     output_dir: str | Path = field(kw_only=False)
@@ -153,6 +160,7 @@ class TrainingArguments(TrainArgs):
     log_every_steps: int = 10
     mixed_precision: str = "no"
     progress: bool = True
+    run_settings: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -250,6 +258,7 @@ def train(
     prepared, optimizer, loader = accelerator.prepare(
         model, optimizer, _data_loader(train_data, collate_fn, args)
     )
+    _check_accumulation(accelerator, args)
     steps_per_epoch = math.ceil(len(loader) / args.gradient_accumulation_steps)
     total_steps = args.max_steps or math.ceil(args.num_epochs * steps_per_epoch)
     # Not passed to prepare(): accelerate would step it once per process per step.
@@ -491,6 +500,19 @@ def _make_accelerator(args: TrainingArguments) -> Accelerator:
     return accelerator
 
 
+def _check_accumulation(accelerator: Accelerator, args: TrainingArguments) -> None:
+    """Refuse a launcher or DeepSpeed config that changed the accumulation steps: the step
+    counts, the schedule and where a resume continues are all computed from ours."""
+    if accelerator.gradient_accumulation_steps != args.gradient_accumulation_steps:
+        raise FlareError(
+            f"the launcher set {accelerator.gradient_accumulation_steps} gradient accumulation "
+            f"steps (accelerate launch option, ACCELERATE_GRADIENT_ACCUMULATION_STEPS or the "
+            f"DeepSpeed config), but the training settings say "
+            f"{args.gradient_accumulation_steps}: set gradient_accumulation_steps in the "
+            "config and leave the launcher's unset"
+        )
+
+
 def _resume_point(
     accelerator: Accelerator, model: nn.Module, args: TrainingArguments, fingerprint: dict
 ) -> tuple[Path | None, _LoopState]:
@@ -554,17 +576,25 @@ def _fingerprint(args: TrainingArguments, num_examples: int, num_processes: int)
 
 
 def _check_fingerprint(saved: dict, current: dict, where: Path) -> None:
-    changed = {k: (saved.get(k), v) for k, v in current.items() if saved.get(k) != v}
+    changed = differing_keys(saved, current)
     if changed:
-        detail = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
+        detail = ", ".join(
+            f"{key}: {_lookup(saved, key)!r} -> {_lookup(current, key)!r}" for key in changed
+        )
         raise FlareError(
             f"{where} belongs to a run with other settings ({detail}); use a new output_dir "
             "or the original settings"
         )
 
 
+def _lookup(record: dict, dotted_key: str):
+    for part in dotted_key.split("."):
+        record = record.get(part) if isinstance(record, dict) else None
+    return record
+
+
 def _hparams(args: TrainingArguments) -> dict:
-    return {k: v for k, v in args.to_dict().items() if v is not None}
+    return {k: v for k, v in args.to_dict().items() if v is not None and k != "run_settings"}
 
 
 def _finish(
@@ -598,7 +628,10 @@ def _finished_result(
     accelerator: Accelerator, model: nn.Module, output_dir: Path, fingerprint: dict
 ) -> TrainResult:
     saved = ckpt.read_json(output_dir / RESULT_FILE)
-    _check_fingerprint(saved["fingerprint"], fingerprint, output_dir)
+    # finished weights serve any process count: only a resume must keep it
+    independent = {k: v for k, v in fingerprint.items() if k != "num_processes"}
+    saved_independent = {k: v for k, v in saved["fingerprint"].items() if k != "num_processes"}
+    _check_fingerprint(saved_independent, independent, output_dir)
     ckpt.load_trainable_weights(model, output_dir / FINAL_DIR / ckpt.WEIGHTS_FILE)
     _info(accelerator, "%s already holds a finished run: loaded its weights", output_dir)
     return TrainResult(**saved["result"])
