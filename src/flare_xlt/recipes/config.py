@@ -72,9 +72,7 @@ class DataArgs:
         for split in ("train", "validation", "test"):
             limit = getattr(self, f"max_{split}_examples")
             if limit is not None and limit < 1:
-                raise FlareError(
-                    f"max_{split}_examples={limit}: use at least 1, or null for all"
-                )
+                raise FlareError(f"max_{split}_examples={limit}: use at least 1, or null for all")
         if self.files is not None:
             placeholders = {name for _, name, _, _ in string.Formatter().parse(self.files) if name}
             if not placeholders <= {"language", "split"}:
