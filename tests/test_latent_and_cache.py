@@ -276,3 +276,48 @@ def test_a_directory_with_an_unrecognised_config_is_no_latent_encoder(tmp_path):
     (tmp_path / "config.json").write_text('{"hidden_size": 8}')  # no model_type
     with pytest.raises(FlareError, match=r"could not load latent encoder .*Unrecognized model"):
         LatentEncoder.from_pretrained(str(tmp_path), hidden_size=8)
+
+
+def test_a_batch_of_empty_sources_is_served_from_the_cache(tmp_path):
+    # Found by review: the cached batch was 0 columns wide and alignment failed obscurely.
+    keys, batch = flare_batches()[0]
+    empty = dict(batch, source_attention_mask=torch.zeros_like(batch["source_attention_mask"]))
+    model = FlareModel.from_base(tiny_model("llama"), FlareConfig())
+    randomize_lora_b(model)
+    model.source_cache = SourceCache()
+    with torch.no_grad():
+        computed = model(**empty, cache_keys=keys).logits
+        torch.testing.assert_close(model(**empty, cache_keys=keys).logits, computed)
+
+
+def test_cached_latent_states_keep_the_encoders_dtype():
+    # Found by review: cached latents came back in the backbone's dtype (bf16), computed
+    # ones in the encoder's (fp32), so epoch 1 and later epochs fused different numbers.
+    model = latent_model()
+    model.hf_model.to(torch.bfloat16)
+    model.source_cache = SourceCache()
+    seen = []
+    model.latent_encoder.projection.register_forward_pre_hook(
+        lambda module, args: seen.append(args[0].clone())
+    )
+    with torch.no_grad():
+        for _ in range(2):
+            model(**latent_inputs(), cache_keys=["a", "b"])
+    computed, cached = seen
+    assert computed.dtype == cached.dtype == torch.float32
+    assert torch.equal(cached, computed)
+
+
+def test_latent_adapters_train_under_checkpointing_and_refuse_the_reentrant_kind():
+    # Found by review: re-entrant checkpointing back-propagated through the one shared
+    # latent projection once per layer ("backward through the graph a second time").
+    import warnings
+
+    model = latent_model().train()
+    with pytest.raises(FlareError, match="FLARE-MT needs use_reentrant=False"):
+        model.gradient_checkpointing_enable({"use_reentrant": True})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # the deprecated transformers name
+        model.gradient_checkpointing_enable()
+    model(**latent_inputs()).logits.sum().backward()
+    assert model.latent_encoder.projection.weight.grad is not None

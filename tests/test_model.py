@@ -312,3 +312,74 @@ def test_a_malformed_flare_config_file_names_the_file(tmp_path, content, message
     (tmp_path / "flare_config.json").write_text(content)
     with pytest.raises(FlareError, match=message):
         FlareConfig.load_file(tmp_path)
+
+
+def test_calling_the_body_directly_does_not_reuse_a_stale_source():
+    # Found by review: the stale-source guard sat on the HF model only, so the body
+    # (hf_model.model) called after a step fused the previous batch's English.
+    model = FlareModel.from_base(tiny_model("llama"), FlareConfig())
+    randomize_lora_b(model)
+    inputs = batch_inputs()
+    target = {k: inputs[k] for k in ("input_ids", "attention_mask")}
+    body = model.hf_model.model
+    with torch.no_grad():
+        model(**target, target_only=True)
+        without_source = body(**target).last_hidden_state
+        model(**inputs)
+        torch.testing.assert_close(body(**target).last_hidden_state, without_source)
+
+
+@pytest.mark.parametrize("fusion", ["add_relu", "cross_attention"])
+def test_beam_search_and_several_sequences_keep_each_examples_source(fusion):
+    # Found by review: generate expands the target batch per beam, not the source batch.
+    model = FlareModel.from_base(tiny_model("llama"), FlareConfig(fusion=fusion))
+    randomize_lora_b(model)
+    inputs = batch_inputs()
+    options = {"max_new_tokens": 4, "do_sample": False, "pad_token_id": 0}
+    greedy = model.generate(**inputs, **options)
+    assert torch.equal(model.generate(**inputs, num_beams=1, **options), greedy)
+    beams = model.generate(**inputs, num_beams=3, num_return_sequences=2, **options)
+    assert beams.shape == (4, inputs["input_ids"].shape[1] + 4)
+    for row in range(2):  # each example's best beam is the one it gets generated alone
+        alone = {k: v[row : row + 1] for k, v in inputs.items()}
+        single = model.generate(**alone, num_beams=3, **options)
+        assert torch.equal(beams[2 * row, -4:], single[0, -4:])
+
+
+def test_encoder_decoder_backbones_are_refused_clearly():
+    import transformers as tf
+
+    config = tf.T5Config(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2)
+    with pytest.raises(FlareError, match="T5ForConditionalGeneration is an encoder-decoder"):
+        FlareModel.from_base(tf.T5ForConditionalGeneration(config), FlareConfig())
+
+
+@pytest.mark.parametrize("fusion", ["cross_attention", "gated", "add_relu"])
+def test_every_trainable_parameter_gets_a_gradient_with_a_layer_offset(fusion):
+    # Found by review: with source_layer_offset=1 the last layer has no source, and its
+    # cross-attention got no gradient at all, which DDP (find_unused_parameters=False) rejects.
+    config = FlareConfig(fusion=fusion, source_layer_offset=1)
+    model = FlareModel.from_base(tiny_model("llama"), config).train()
+    randomize_lora_b(model)
+    logits(model, **batch_inputs()).pow(2).mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing
+
+
+def test_the_source_pass_uses_the_original_modules_to_save():
+    # Found by review: trained copies of modules_to_save inside the body (e.g. embeddings)
+    # changed the "frozen" English pass, and made cached states stale.
+    config = FlareConfig(modules_to_save=["embed_tokens"])
+    model = FlareModel.from_base(tiny_model("llama"), config).train()
+    inputs = batch_inputs()
+    with torch.no_grad():
+        model(**inputs)
+        before = {k: v.clone() for k, v in model.context.source.states.items()}
+        for name, param in model.named_parameters():
+            if "modules_to_save" in name:
+                param.add_(1.0)
+        model(**inputs)
+    for key, states in model.context.source.states.items():
+        torch.testing.assert_close(states, before[key], rtol=0, atol=0)
+    trained = [n for n, p in model.named_parameters() if "modules_to_save" in n and p.requires_grad]
+    assert trained  # the trained copy is switched back on after the source pass

@@ -33,9 +33,10 @@ class SourceCache:
 
     Args:
         directory: where to keep one ``.safetensors`` file per example; None keeps
-            everything in memory.
-        dtype: storage dtype (e.g. ``torch.bfloat16`` halves the footprint); states
-            are cast back to the dtype they were computed in when loaded.
+            everything in host memory (never on the accelerator, where it would grow
+            by one ``[n, D]`` tensor per example and fused layer until it ran out).
+        dtype: storage dtype (e.g. ``torch.bfloat16`` halves the footprint); ``load``
+            casts states to the dtype its caller computes them in.
     """
 
     def __init__(self, directory: str | Path | None = None, dtype: torch.dtype | None = None):
@@ -103,7 +104,7 @@ class SourceCache:
 
         ``batch`` holds states ``[B, S, D]`` per source key and a mask ``[B, S]`` (any
         padding side); example ``b`` is stored packed, as ``[n_b, D]`` tensors of its
-        ``n_b`` real tokens, cast to the cache's ``dtype`` if it has one.
+        ``n_b`` real tokens, on the CPU, cast to the cache's ``dtype`` if it has one.
         """
         if len(keys) != batch.mask.shape[0]:
             raise FlareError(
@@ -112,9 +113,7 @@ class SourceCache:
         tensors, slots = batch.unique_states()
         real = batch.mask.bool()
         for row, key in enumerate(keys):
-            packed = [t[row, real[row]].detach() for t in tensors]
-            if self.dtype is not None:
-                packed = [t.to(self.dtype) for t in packed]
+            packed = [t[row, real[row]].detach().to("cpu", self.dtype or t.dtype) for t in tensors]
             self._write(key, (packed, slots))
 
     def _read(self, key: str) -> Entry | None:
@@ -138,7 +137,7 @@ class SourceCache:
         tensors, slots = entry
         tmp = path.with_name(path.name + ".tmp")
         path.with_suffix(".json").write_text(json.dumps(slots))
-        save_file({f"slot{i}": t.contiguous().cpu() for i, t in enumerate(tensors)}, str(tmp))
+        save_file({f"slot{i}": t.contiguous() for i, t in enumerate(tensors)}, str(tmp))
         os.replace(tmp, path)  # the tensor file appears only once complete
 
     def _path(self, key: str) -> Path:
@@ -166,7 +165,7 @@ def _unpack(entries: list[Entry], dtype: torch.dtype, device: torch.device) -> S
     """Pad packed per-example entries into one right-padded :class:`SourceBatch`."""
     slots = entries[0][1]
     lengths = [tensors[0].shape[0] for tensors, _ in entries]
-    width = max(lengths)
+    width = max(*lengths, 1)  # a batch without any real source token still has a column
     mask = torch.zeros(len(entries), width, dtype=torch.long, device=device)
     for row, length in enumerate(lengths):
         mask[row, :length] = 1

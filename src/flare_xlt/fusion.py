@@ -5,8 +5,9 @@ source stream ``A x_s`` of shape ``[B, S, r]`` with its :class:`~flare_xlt.align
 ``[B, T]`` (see :mod:`flare_xlt.alignment`). Element-wise fusions combine each
 target token with its aligned source token (zero where it has none);
 cross-attention lets each target token attend over all real source tokens.
-``source=None`` means "no source for the whole batch" and behaves exactly like
-an all-zero source.
+``source=None`` means "no source for the whole batch": element-wise fusions see
+an all-zero source, and cross-attention reads nothing, as from a source without
+real tokens.
 """
 
 from __future__ import annotations
@@ -123,8 +124,9 @@ class CrossAttention(Fusion):
         Returns:
             ``[B, T, r]``: ``target`` plus what it read; ``target`` itself without a source.
         """
-        if source is None:
-            return target
+        if source is None:  # an empty source: the output is ``target``, and every parameter
+            source = target.new_zeros(target.shape[0], 1, target.shape[-1])  # still gets a
+            source_mask = target.new_zeros(target.shape[0], 1)  # (zero) gradient, as DDP needs
         scores = self.query(target) @ self.key(source).transpose(1, 2)  # [B, T, S]
         scores = scores / math.sqrt(target.shape[-1])
         keep = source_mask.bool().unsqueeze(1)  # [B, 1, S]

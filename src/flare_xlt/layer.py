@@ -14,12 +14,14 @@ adapters merge as usual).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from peft import LoraConfig, PeftModel, get_peft_model
 from peft.tuners.lora import Linear as LoraLinear
 from peft.tuners.lora.layer import LoraLayer
-from peft.utils import load_peft_weights, set_peft_model_state_dict
+from peft.utils import ModulesToSaveWrapper, load_peft_weights, set_peft_model_state_dict
 from safetensors import SafetensorError
 from torch import Tensor, nn
 
@@ -135,6 +137,21 @@ def inject_flare(model: nn.Module, config: FlareConfig) -> PeftModel:
 def fused_layers(model: nn.Module) -> dict[str, FlareLinear]:
     """Name -> layer for every :class:`FlareLinear` in ``model``, in module order."""
     return {name: m for name, m in model.named_modules() if isinstance(m, FlareLinear)}
+
+
+@contextmanager
+def original_saved_modules(module: nn.Module) -> Iterator[None]:
+    """Run ``module`` with the original weights of its ``modules_to_save`` (e.g. trained
+    embeddings), not the adapter's trained copies: the source pass runs the frozen model."""
+    wrappers = [m for m in module.modules() if isinstance(m, ModulesToSaveWrapper)]
+    switched = [wrapper for wrapper in wrappers if not wrapper.disable_adapters]
+    for wrapper in switched:
+        wrapper.enable_adapters(False)
+    try:
+        yield
+    finally:
+        for wrapper in switched:
+            wrapper.enable_adapters(True)
 
 
 def save_adapter(peft_model: PeftModel, directory: str | Path) -> None:

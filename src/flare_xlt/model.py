@@ -22,6 +22,7 @@ from flare_xlt.layer import (
     fused_layers,
     inject_flare,
     load_adapter,
+    original_saved_modules,
     save_adapter,
 )
 from flare_xlt.source import LATENT_KEY, FusionContext, SourceBatch, hidden_state_key
@@ -70,6 +71,8 @@ class FlareModel(nn.Module):
         self._source_pass_options = {"use_cache": False} if accepts_cache else {}
         self.train(self.hf_model.training)  # keep the base model's mode
         self.hf_model.register_forward_pre_hook(self._align_target, with_kwargs=True)
+        if body is not self.hf_model:  # the body called directly must not fuse a stale source
+            body.register_forward_pre_hook(self._forget_outside_calls)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -82,6 +85,12 @@ class FlareModel(nn.Module):
         """Add fresh FLARE adapters to ``base_model`` (modified in place; base weights frozen)."""
         if config.source == "latent" and latent_encoder is None:
             raise FlareError("FlareConfig(source='latent') needs a latent_encoder (LatentEncoder)")
+        if getattr(base_model.config, "is_encoder_decoder", False):
+            raise FlareError(
+                f"{type(base_model).__name__} is an encoder-decoder model: FLARE adapts "
+                "decoder-only and encoder-only models (an MT encoder can be FLARE-MT's "
+                "latent_encoder)"
+            )
         if config.target_modules is None:
             config = replace(config, target_modules=find_target_modules(base_model))
         if config.alignment == "position" and config.source is None:
@@ -163,8 +172,22 @@ class FlareModel(nn.Module):
     def trainable_parameters(self) -> ParameterSummary:
         return ParameterSummary.of(self)
 
-    def gradient_checkpointing_enable(self, **kwargs) -> None:
-        self.hf_model.gradient_checkpointing_enable(**kwargs)
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None):
+        """Recompute each layer's activations in ``backward`` (transformers' activation
+        checkpointing); the source stays in the context for the recompute."""
+        options = dict(gradient_checkpointing_kwargs or {})
+        if self.flare_config.source == "latent" and options.get("use_reentrant"):
+            raise FlareError(
+                "FLARE-MT needs use_reentrant=False: its one latent source feeds every layer, "
+                "and re-entrant checkpointing back-propagates through it once per layer"
+            )
+        enable = getattr(self.hf_model, "activation_checkpointing_enable", None)
+        if enable is not None:  # transformers >= 5.2x; the old name warns
+            enable(activation_checkpointing_kwargs=options or None)
+        else:
+            self.hf_model.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs=options or None
+            )
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -309,8 +332,7 @@ class FlareModel(nn.Module):
             if self.flare_config.alignment != "token_index":
                 raise FlareError("the source cache needs FlareConfig.alignment='token_index'")
             self.source_cache.bind(self._source_producer())
-            dtype = next(self.hf_model.parameters()).dtype
-            cached = self.source_cache.load(cache_keys, dtype, ids.device)
+            cached = self.source_cache.load(cache_keys, self._source_dtype(), ids.device)
             if cached is not None:
                 return cached
         if self.flare_config.source == "latent":
@@ -320,6 +342,12 @@ class FlareModel(nn.Module):
         if use_cache:
             self.source_cache.store(cache_keys, batch)
         return batch
+
+    def _source_dtype(self) -> torch.dtype:
+        """The dtype the source states are computed in (the latent encoder's for FLARE-MT)."""
+        latent = self.flare_config.source == "latent"
+        producer = self.latent_encoder.encoder if latent else self.hf_model
+        return next(producer.parameters()).dtype
 
     def _source_producer(self) -> dict:
         """What the cached source states depend on (JSON-native), for ``SourceCache.bind``."""
@@ -338,7 +366,8 @@ class FlareModel(nn.Module):
 
     @torch.no_grad()
     def _source_pass(self, ids: Tensor, mask: Tensor) -> SourceBatch:
-        """English input through the transformer body, adapter off, eval mode, no graph."""
+        """English input through the transformer body, adapter off (trained copies of
+        ``modules_to_save`` too), eval mode, no graph."""
         body = self.hf_model.base_model  # the body without the task head (no vocab logits)
         kwargs = {"input_ids": ids, "attention_mask": mask, **self._source_pass_options}
         was_training = self.training
@@ -346,17 +375,21 @@ class FlareModel(nn.Module):
             self.eval()  # deterministic source: no dropout
         try:
             self.context.capture = {}  # fused layers record their input and skip the adapter
-            if self.flare_config.source_representation == "hidden_state":
-                hidden = body(**kwargs, output_hidden_states=True).hidden_states
-                states = {hidden_state_key(i): h for i, h in enumerate(hidden)}
-            else:
-                body(**kwargs)
-                states = self.context.capture
+            with original_saved_modules(body):
+                states = self._run_body(body, kwargs)
         finally:
             self.context.capture = None
             if was_training:
                 self.train()
         return SourceBatch(states, mask)
+
+    def _run_body(self, body: nn.Module, kwargs: dict) -> dict[str, Tensor]:
+        """The source states of one body call: fused-layer inputs or hidden states by key."""
+        if self.flare_config.source_representation == "hidden_state":
+            hidden = body(**kwargs, output_hidden_states=True).hidden_states
+            return {hidden_state_key(i): h for i, h in enumerate(hidden)}
+        body(**kwargs)
+        return self.context.capture
 
     def _align_target(self, module, args, kwargs):
         """Forward pre-hook on the HF model: align this call's target tokens to the source."""
@@ -370,6 +403,7 @@ class FlareModel(nn.Module):
             return None
         input_ids = kwargs.get("input_ids", args[0] if args else None)
         tokens = input_ids if input_ids is not None else kwargs["inputs_embeds"]
+        source = self._source_for_rows(source, tokens.shape[0])
         num_new = tokens.shape[1]
         mask = kwargs.get("attention_mask")
         if mask is None:
@@ -379,6 +413,24 @@ class FlareModel(nn.Module):
         index = alignment_index(mask, num_new, source.mask, self.flare_config.alignment)
         self.context.alignment = Alignment.from_index(index)
         return None
+
+    def _source_for_rows(self, source: SourceBatch, rows: int) -> SourceBatch:
+        """``source`` for a target batch of ``rows``: ``generate`` repeats each example
+        once per beam and returned sequence, and each copy keeps its example's source."""
+        examples = source.mask.shape[0]
+        if rows == examples:
+            return source
+        if rows % examples:
+            raise FlareError(
+                f"the target batch has {rows} rows but the source batch {examples} examples"
+            )
+        self.context.source = source.repeat_rows(rows // examples)
+        return self.context.source
+
+    def _forget_outside_calls(self, module, args):
+        """Forward pre-hook on the body: a direct call (not from this model) sees no source."""
+        if not self.context.in_call and self.context.capture is None:
+            self.context.clear()
 
     def _wire_layers(self) -> None:
         """Give each fused layer the shared context, its capture key and its source key."""

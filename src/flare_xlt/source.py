@@ -40,6 +40,14 @@ class SourceBatch:
         """Mask out the whole source of the examples where ``dropped`` (``[B]`` bool) is set."""
         return SourceBatch(self.states, self.mask * (~dropped).unsqueeze(-1).to(self.mask.dtype))
 
+    def repeat_rows(self, times: int) -> SourceBatch:
+        """Each example ``times`` times in a row (``[B, ...]`` -> ``[B * times, ...]``), as
+        ``generate`` expands the target batch for beams and returned sequences."""
+        tensors, slots = self.unique_states()
+        repeated = [tensor.repeat_interleave(times, dim=0) for tensor in tensors]
+        states = {key: repeated[slot] for key, slot in slots.items()}
+        return SourceBatch(states, self.mask.repeat_interleave(times, dim=0))
+
     def unique_states(self) -> tuple[list[Tensor], dict[str, int]]:
         """Distinct tensors and a key -> slot map (aliases share a slot)."""
         tensors: list[Tensor] = []

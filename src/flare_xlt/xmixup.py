@@ -15,11 +15,22 @@ to 1 and 0 as in the authors' code). Training minimises
 (see :func:`xmixup_loss`). At test time the English side is the translation
 of the test input, as for translate-test and FLARE.
 
-Differences from the authors' TensorFlow code, chosen to keep the baseline
-model-agnostic: one mixing layer (theirs mixes every layer in a range and
-reuses each layer's self-attention weights as the cross-attention), a new
-attention module, the entropy in the target-to-English direction only, no
-representation-MSE term, and LoRA instead of full fine-tuning.
+Differences from the authors' code (yhy1117/X-Mixup), chosen to keep the
+baseline model-agnostic:
+
+* one mixing layer, at the block output (theirs mixes every layer in a range,
+  after the self-attention sublayer, and reuses that layer's self-attention
+  weights as the cross-attention); here a new, randomly initialised attention
+  module, so at step 0 about ``lam_0 * sigmoid(H)`` of the mixed states are
+  untrained mixtures;
+* the entropy of the head-averaged target-to-English attention over real
+  tokens (theirs: the mean of per-head entropies in both directions);
+* no representation-MSE term, and LoRA instead of full fine-tuning;
+* training always reads the gold English (theirs swaps in back-translated
+  English with a probability that decays over training);
+* predictions come from the mixed target pass alone (theirs average the
+  English and target logits), so the English input shapes a prediction only
+  through the mixing layer, as FLARE's does through its fusion.
 """
 
 from __future__ import annotations
