@@ -5,6 +5,7 @@ import torch
 from tiny_models import DECODERS, random_batch, randomize_lora_b, tiny_model
 
 from flare_xlt import FlareConfig, FlareError, FlareModel
+from flare_xlt.layer import fused_layers
 
 
 def batch_inputs(seed: int = 0, source_seed: int = 1):
@@ -266,9 +267,18 @@ def test_bad_inputs_raise_clear_value_errors():
         ({"alignment": "pad"}, "alignment='pad' is not valid"),
         ({"source_dropout": 1.5}, "source_dropout must be in"),
         ({"source_layer_offset": -1}, "source_layer_offset must be a non-negative"),
+        (
+            {"target_modules": ["q_proj", "v_proj"], "fusion_modules": ["o_proj"]},
+            r"fusion_modules must name some of target_modules \['q_proj', 'v_proj'\]; \['o_proj'\]",
+        ),
+        ({"fusion_modules": ["up_proj"]}, None),  # checked against the model's defaults
     ],
 )
 def test_config_validation(kwargs, message):
+    if message is None:
+        with pytest.raises(FlareError, match=r"must name some of target_modules \['q_proj'"):
+            FlareModel.from_base(tiny_model("llama"), FlareConfig(**kwargs))
+        return
     with pytest.raises(FlareError, match=message):
         FlareConfig(**kwargs)
 
@@ -383,3 +393,34 @@ def test_the_source_pass_uses_the_original_modules_to_save():
         torch.testing.assert_close(states, before[key], rtol=0, atol=0)
     trained = [n for n, p in model.named_parameters() if "modules_to_save" in n and p.requires_grad]
     assert trained  # the trained copy is switched back on after the source pass
+
+
+def test_lora_on_every_linear_layer_with_fusion_in_q_and_v_only(tmp_path):
+    # The paper's LLM setting (METHOD.md): LoRA on all linear layers, fusion only in q/v.
+    linear = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    config = FlareConfig(target_modules=linear, fusion_modules=["q_proj", "v_proj"])
+    model = FlareModel.from_base(tiny_model("llama"), config).train()
+    randomize_lora_b(model)
+    inputs = batch_inputs()
+    out = logits(model, **inputs)
+    captured = {key.rsplit(".", 1)[-1] for key in model.context.source.states}
+    assert captured == {"q_proj", "v_proj"}  # the other projections' inputs are not kept
+    out.pow(2).mean().backward()
+    adapted = {
+        n.split(".lora_")[0].rsplit(".", 1)[-1]
+        for n, p in model.named_parameters()
+        if p.grad is not None
+    }
+    assert adapted == set(linear)
+    layers = fused_layers(model.peft_model)
+    fused = {name.rsplit(".", 1)[-1] for name, layer in layers.items() if layer.lora_fusion}
+    assert fused == {"q_proj", "v_proj"}
+    model.eval()
+    with torch.no_grad():
+        expected = logits(model, **inputs)
+        other_source = dict(inputs, source_input_ids=(inputs["source_input_ids"] + 7) % 60 + 3)
+        assert not torch.allclose(logits(model, **other_source), expected, atol=1e-4)
+    model.save_pretrained(tmp_path)
+    loaded = FlareModel.from_pretrained(tiny_model("llama"), tmp_path)
+    with torch.no_grad():
+        torch.testing.assert_close(logits(loaded, **inputs), expected, rtol=0, atol=0)

@@ -32,6 +32,10 @@ class FlareConfig:
         target_modules: names of the projections to adapt. ``None`` picks the
             attention query and value projections (``q_proj/v_proj``,
             ``query/value`` or ``q/v``, whichever the model has).
+        fusion_modules: which of the adapted projections fuse the source (names as in
+            ``target_modules``); ``None`` = all of them. The others are plain LoRA. The
+            paper's LLM setting adapts every linear layer and fuses in ``q_proj`` and
+            ``v_proj`` only. Unused by plain LoRA (``source=None``).
         fusion: ``phi(A x_s, A x_t)``, one of :data:`FUSIONS`; ``add_relu`` is the
             paper's best. ``gated`` (ours) is ``relu(t) + g * relu(s)`` with a
             learnable per-rank gate ``g`` initialised to 1.
@@ -54,6 +58,7 @@ class FlareConfig:
     alpha: float = 16
     dropout: float = 0.0
     target_modules: list[str] | None = None
+    fusion_modules: list[str] | None = None
     fusion: str = "add_relu"
     source: Literal["model", "latent"] | None = "model"
     source_layer_offset: int = 0
@@ -89,6 +94,15 @@ class FlareConfig:
             )
         if isinstance(self.target_modules, str):
             self.target_modules = [self.target_modules]
+        if isinstance(self.fusion_modules, str):
+            self.fusion_modules = [self.fusion_modules]
+        if self.fusion_modules is not None and self.target_modules is not None:
+            outside = sorted(set(self.fusion_modules) - set(self.target_modules))
+            if outside or not self.fusion_modules:
+                raise FlareError(
+                    f"FlareConfig.fusion_modules must name some of target_modules "
+                    f"{self.target_modules}; {outside or 'none'} are not among them"
+                )
 
     @property
     def scaling(self) -> float:

@@ -19,6 +19,9 @@ def read_json_object(path: Path) -> dict:
     return data
 
 
+_MISSING = object()  # a key one record lacks differs even from a None in the other
+
+
 def differing_keys(saved: dict, current: dict, prefix: str = "") -> list[str]:
     """The keys whose values differ between a saved record and the current one.
 
@@ -26,7 +29,7 @@ def differing_keys(saved: dict, current: dict, prefix: str = "") -> list[str]:
     """
     differ = []
     for key in sorted({*saved, *current}):
-        old, new = saved.get(key), current.get(key)
+        old, new = saved.get(key, _MISSING), current.get(key, _MISSING)
         if isinstance(old, dict) and isinstance(new, dict):
             differ += differing_keys(old, new, f"{prefix}{key}.")
         elif old != new:

@@ -64,7 +64,8 @@ class FlareLinear(LoraLinear):
         """``x``: ``[B, T, d_in]`` -> ``[B, T, d_out]``."""
         context = self.flare_context
         if context is not None and context.capture is not None:
-            context.capture[self.flare_key] = x  # no graph (no_grad); shared inputs stay one tensor
+            if self.lora_fusion:  # no graph (no_grad); shared inputs stay one tensor
+                context.capture[self.flare_key] = x
             return self.base_layer(x, *args, **kwargs)
         if self.disable_adapters or self.merged or not self.lora_fusion:
             return super().forward(x, *args, **kwargs)
@@ -129,8 +130,13 @@ def inject_flare(model: nn.Module, config: FlareConfig) -> PeftModel:
             peft_model = get_peft_model(model, lora_config_for(config))
     except ValueError as err:
         raise FlareError(f"could not add FLARE adapters: {err}") from None
-    if not fused_layers(peft_model):
+    layers = fused_layers(peft_model)
+    if not layers:
         raise FlareError(f"no layer matched target_modules={config.target_modules}")
+    if config.is_fusion and config.fusion_modules is not None:
+        for name, layer in layers.items():
+            if name.rsplit(".", 1)[-1] not in config.fusion_modules:
+                del layer.lora_fusion[ADAPTER_NAME]  # plain LoRA in this projection
     return peft_model
 
 

@@ -358,6 +358,8 @@ class FlareModel(nn.Module):
             "source_layer_offset": config.source_layer_offset,
             "target_modules": sorted(config.target_modules or []),
         }
+        if config.fusion_modules is not None:  # absent = all, as in caches written before it
+            producer["fusion_modules"] = sorted(config.fusion_modules)
         if config.source == "latent":
             producer["latent_encoder"] = self.latent_encoder.name_or_path
         else:

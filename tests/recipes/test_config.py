@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -133,3 +134,34 @@ def test_demo_settings_are_a_valid_config():
         "flare",
         "flare_mt",
     ]
+
+
+def test_committed_cells_stay_valid_under_their_configs():
+    # A setting added to the config (adapter.fusion_modules) must not turn every finished
+    # cell of the committed grids stale: they were computed without it, at its default.
+    from flare_xlt.recipes.experiment import grid
+    from flare_xlt.recipes.stage2 import load_cell_results
+
+    root = Path(__file__).resolve().parents[2]
+    config = load_config(
+        root / "configs" / "nusax_gemma.yaml",
+        values={"output_dir": str(root / "results" / "nusax_gemma")},
+    )
+    finished = [load_cell_results(config, cell) for cell in grid(config)]
+    assert len(finished) == 66 and all(results is not None for results in finished)
+    with_fusion_modules = load_config(
+        root / "configs" / "nusax_gemma.yaml",
+        ["adapter.target_modules=[q_proj, v_proj]", "adapter.fusion_modules=[q_proj]"],
+    )
+    assert with_fusion_modules.adapter.flare_config("model").fusion_modules == ["q_proj"]
+
+
+def test_a_key_one_record_lacks_is_named_as_differing():
+    # Found while adding fusion_modules: a key missing on one side and None on the other
+    # made the records unequal, but the error named no key ("different settings ()").
+    from flare_xlt.jsonfile import differing_keys
+
+    saved = {"adapter": {"r": 8}, "task": "nusax_senti"}
+    current = {"adapter": {"r": 8, "fusion_modules": None}, "task": "nusax_senti"}
+    assert differing_keys(saved, current) == ["adapter.fusion_modules"]
+    assert differing_keys(current, current) == []

@@ -33,6 +33,7 @@ class AdapterArgs:
     alpha: float = 16
     dropout: float = 0.0
     target_modules: list[str] | None = None
+    fusion_modules: list[str] | None = None
     fusion: str = "add_relu"
     source_layer_offset: int = 0
     source_representation: str = "projection_input"

@@ -85,12 +85,20 @@ def _relevant(settings: dict, method: str) -> dict:
     return {key: value for key, value in settings.items() if key not in ignored}
 
 
+# Settings added after cells were first recorded: left out at their default (None), so the
+# cells finished before them stay valid.
+RECORDED_WHEN_SET = (("adapter", "fusion_modules"),)
+
+
 def cell_settings(config: ExperimentConfig) -> dict:
     """The settings a cell's result depends on (the grid axes are in the cell's path)."""
     settings = config.to_dict()
     not_results = ("output_dir", "report_dir", "eval_batch_size")
     for axis in ("name", "languages", "methods", "seeds", *not_results):
         settings.pop(axis)
+    for section, key in RECORDED_WHEN_SET:
+        if settings[section][key] is None:
+            del settings[section][key]
     return json.loads(json.dumps(settings))
 
 
