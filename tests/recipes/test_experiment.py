@@ -287,7 +287,7 @@ def test_cli_train_under_torchrun_runs_real_ddp(tiny_backbones, tmp_path):
     state = json.loads(
         next((cell / "train" / "checkpoints").glob("step-*/trainer_state.json")).read_text()
     )
-    assert state["num_processes"] == 2 and state["saved_by_rank"] == 0
+    assert state["num_processes"] == 2
     assert (cell / "cell.json").is_file() and (cell / "adapter" / "flare_config.json").is_file()
     assert run.stdout.count("flare javanese: macro_f1 =") == 2  # both ranks evaluated and agree
     scores = {line for line in run.stdout.splitlines() if line.startswith("flare javanese")}

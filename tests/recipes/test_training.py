@@ -102,7 +102,9 @@ def test_trains_and_saves_only_trainable_parameters(tmp_path, caplog):
     for name, tensor in trainable_state(model).items():
         assert torch.equal(saved[name], tensor)
     lines = [r.getMessage() for r in caplog.records]
-    assert any(line.startswith("step 2 | epoch 0.67 | loss ") and "| lr " in line for line in lines)
+    # the rate step 2 trained with (warmup step 1 at 0, then 1e-2 decaying), not step 3's
+    assert any(line.startswith("step 2 | epoch 0.67 | loss ") for line in lines)
+    assert any(line.startswith("step 2 |") and line.endswith("| lr 1.000e-02") for line in lines)
     assert any(line.startswith("step 4 |") for line in lines)
 
 
@@ -193,6 +195,16 @@ def test_nan_loss_stops_before_checkpointing_the_bad_step(tmp_path):
         train(build_model(), DATA, collate, arguments(tmp_path, learning_rate=1e-3))
     result = train(build_model(), DATA, collate, args)
     assert (result.resumed_from_step, result.global_step) == (2, 4)
+
+
+def test_a_loss_that_is_nan_from_the_start_says_no_checkpoint_exists(tmp_path):
+    def nan_loss(model, batch):
+        return model(**batch).loss * float("nan")
+
+    model = build_model().eval()
+    with pytest.raises(TrainingDiverged, match=r"it, none was written before\. Lower"):
+        train(model, DATA, collate, arguments(tmp_path), loss_fn=nan_loss)
+    assert not model.training  # the caller's mode is restored on failure too
 
 
 def test_early_stopping_restores_the_best_weights(tmp_path, caplog):

@@ -278,10 +278,6 @@ def load_checkpoint(
 
 def load_rng_state(accelerator: Accelerator, directory: Path) -> None:
     """Restore this process's RNG states as they were when the checkpoint was written."""
+    # one state per process: the fingerprint check has refused another process count
     states = torch.load(directory / RNG_FILE, weights_only=True)
-    if len(states) != accelerator.num_processes:
-        raise FlareError(
-            f"{directory} was written by {len(states)} processes, this run has "
-            f"{accelerator.num_processes}: resume with the same number of processes"
-        )
     restore_rng_state(states[accelerator.process_index])

@@ -292,6 +292,7 @@ def train(
         for tracker in accelerator.trackers:
             tracker.finish()
         model = accelerator.unwrap_model(prepared, keep_fp32_wrapper=False)
+        model.train(was_training)
     result = TrainResult(
         global_step=state.global_step,
         epochs_completed=state.global_step / steps_per_epoch,
@@ -304,7 +305,6 @@ def train(
         history=state.history,
     )
     _finish(accelerator, model, args.output_dir, result, fingerprint)
-    model.train(was_training)
     return result
 
 
@@ -323,6 +323,7 @@ class _Loop:
         self.eval_fn = eval_fn
         self.loss_fn = loss_fn or _default_loss
         self.fingerprint = fingerprint
+        self.step_lr = scheduler.get_last_lr()[0]  # the learning rate of the last step
 
     def run(self, state: _LoopState, steps_per_epoch: int, total_steps: int) -> None:
         args, accelerator = self.args, self.accelerator
@@ -376,6 +377,7 @@ class _Loop:
                 accelerator.clip_grad_norm_(self.model.parameters(), self.args.max_grad_norm)
             self.optimizer.step()
             if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
+                self.step_lr = self.scheduler.get_last_lr()[0]  # the rate this step used
                 self.scheduler.step()
             self.optimizer.zero_grad()
         state.window_loss += value
@@ -385,11 +387,12 @@ class _Loop:
     def _diverged_message(self, loss: float, state: _LoopState) -> str:
         args = self.args
         clip = " or set max_grad_norm (e.g. 1.0)" if args.max_grad_norm is None else ""
+        last_good = ckpt.latest_checkpoint(args.output_dir)
+        kept = f"the last good one is {last_good}" if last_good else "none was written before"
         return (
             f"training diverged: the loss is {loss} at step {state.global_step + 1} "
-            f"(epoch {state.epoch}); no checkpoint was written for it, the last good one is "
-            f"{ckpt.latest_checkpoint(args.output_dir)}. Lower the learning_rate (now "
-            f"{args.learning_rate:g}){clip} and rerun in a new output_dir"
+            f"(epoch {state.epoch}); no checkpoint was written for it, {kept}. Lower the "
+            f"learning_rate (now {args.learning_rate:g}){clip} and rerun in a new output_dir"
         )
 
     def _log(self, state: _LoopState, steps_per_epoch: int) -> None:
@@ -398,7 +401,7 @@ class _Loop:
         loss = state.window_loss / state.window_batches
         state.losses.append(loss)
         state.window_loss, state.window_batches = 0.0, 0
-        lr = self.scheduler.get_last_lr()[0]
+        lr = self.step_lr
         _info(
             self.accelerator,
             "step %d | epoch %.2f | loss %.4f | lr %.3e",
@@ -462,7 +465,6 @@ class _Loop:
             "loop": asdict(state),
             "fingerprint": self.fingerprint,
             "num_processes": accelerator.num_processes,
-            "saved_by_rank": accelerator.process_index,
         }
         directory = ckpt.checkpoint_dir(args.output_dir, state.global_step)
         ckpt.save_checkpoint(
