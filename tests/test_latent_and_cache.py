@@ -150,6 +150,8 @@ def test_a_cache_directory_refuses_another_source_pass(tmp_path):
     for other, differ in (
         (FlareModel.from_base(tiny_model("gemma3"), FlareConfig()), "model"),
         (FlareModel.from_base(tiny_model("llama"), FlareConfig(source_layer_offset=1)), "offset"),
+        # other weights under the same name, e.g. a merged stage-1 model (found by review)
+        (FlareModel.from_base(tiny_model("llama", seed=1), FlareConfig()), "weights"),
     ):
         other.source_cache = SourceCache(tmp_path)
         with pytest.raises(FlareError, match=f"caches another source pass .*{differ}"):
@@ -254,7 +256,7 @@ def test_source_pass_keeps_one_tensor_per_distinct_layer_input():
     model.source_cache = SourceCache()
     with torch.no_grad():
         model(**batch, cache_keys=keys)
-    stored, _ = model.source_cache._memory[keys[0]]
+    stored, _, _ = model.source_cache._memory[keys[0]]
     assert len(stored) == 2
 
 
@@ -262,14 +264,15 @@ def test_source_pass_keeps_one_tensor_per_distinct_layer_input():
 def test_a_torn_slots_file_in_the_source_cache_names_the_file(tmp_path, slots):
     cache = SourceCache(tmp_path)
     states = torch.randn(1, 3, 4)
-    cache.store(["a"], SourceBatch({"q": states, "v": states}, torch.ones(1, 3)))
+    tokens = [torch.tensor([5, 6, 7])]
+    cache.store(["a"], SourceBatch({"q": states, "v": states}, torch.ones(1, 3)), tokens)
     (slots_file,) = tmp_path.glob("*/*.json")
     if slots is None:
         slots_file.unlink()
     else:
         slots_file.write_text(slots)
     with pytest.raises(FlareError, match=rf"{re.escape(str(slots_file))} is .*; delete it and "):
-        cache.load(["a"], torch.float32, torch.device("cpu"))
+        cache.load(["a"], tokens, torch.float32, torch.device("cpu"))
 
 
 def test_a_directory_with_an_unrecognised_config_is_no_latent_encoder(tmp_path):
@@ -321,3 +324,24 @@ def test_latent_adapters_train_under_checkpointing_and_refuse_the_reentrant_kind
         model.gradient_checkpointing_enable()
     model(**latent_inputs()).logits.sum().backward()
     assert model.latent_encoder.projection.weight.grad is not None
+
+
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_a_cache_entry_of_other_source_tokens_is_refused(tmp_path, on_disk):
+    # Found by review: an entry was identified by its key only, so a changed translation
+    # (or tokenizer, or max_length) under the same example id was served stale states.
+    keys, batch = flare_batches()[0]
+    model = FlareModel.from_base(tiny_model("llama"), FlareConfig())
+    model.source_cache = SourceCache(tmp_path if on_disk else None)
+    retranslated = dict(batch, source_input_ids=(batch["source_input_ids"] + 1) % 60 + 3)
+    with torch.no_grad():
+        model(**batch, cache_keys=keys)
+        padded_differently = {  # the same tokens with more padding are the same entry
+            "source_input_ids": torch.nn.functional.pad(batch["source_input_ids"], (2, 0)),
+            "source_attention_mask": torch.nn.functional.pad(
+                batch["source_attention_mask"], (2, 0)
+            ),
+        }
+        model(**dict(batch, **padded_differently), cache_keys=keys)
+        with pytest.raises(FlareError, match=r"entry 'x1' .* computed from other source tokens"):
+            model(**retranslated, cache_keys=keys)

@@ -24,8 +24,10 @@ from flare_xlt.errors import FlareError
 from flare_xlt.jsonfile import differing_keys
 from flare_xlt.source import SourceBatch
 
-Entry = tuple[list[Tensor], dict[str, int]]  # packed tensors [n, D] and key -> slot
+# packed tensors [n, D], key -> slot, and the n source token ids they were computed from
+Entry = tuple[list[Tensor], dict[str, int], Tensor | None]
 PRODUCER_FILE = "producer.json"
+TOKENS = "source_token_ids"  # the safetensors key of an entry's token ids
 
 
 class SourceCache:
@@ -83,28 +85,44 @@ class SourceCache:
         return sum(1 for _ in self.directory.glob("*/*.safetensors"))
 
     def load(
-        self, keys: Sequence[str], dtype: torch.dtype, device: torch.device
+        self,
+        keys: Sequence[str],
+        tokens: Sequence[Tensor],
+        dtype: torch.dtype,
+        device: torch.device,
     ) -> SourceBatch | None:
         """The batch for ``keys`` (``B`` of them), or None if any is missing.
 
+        Args:
+            tokens: each example's real source token ids (``B`` tensors ``[n_b]``); an
+                entry computed from other tokens (a changed translation, tokenizer or
+                ``max_length``) is refused rather than served.
+
         Returns:
-            states ``[B, S, D]`` per source key, cast to ``dtype`` on ``device``, and mask
-            ``[B, S]``: right-padded, real tokens first, ``S`` the longest example's length.
+            states ``[B, S', D]`` per source key, cast to ``dtype`` on ``device``, and mask
+            ``[B, S']``: right-padded, real tokens first, ``S'`` the longest example's length.
         """
         entries = []
-        for key in keys:
+        for row, key in enumerate(keys):
             entry = self._read(key)
             if entry is None:
                 return None
+            if entry[2] is not None and not torch.equal(entry[2], tokens[row].cpu()):
+                where = self.directory or "this in-memory cache"
+                raise FlareError(
+                    f"source cache entry {key!r} in {where} was computed from other source "
+                    "tokens (a changed translation, tokenizer or max_length?); use a new cache"
+                )
             entries.append(entry)
         return _unpack(entries, dtype, device)
 
-    def store(self, keys: Sequence[str], batch: SourceBatch) -> None:
+    def store(self, keys: Sequence[str], batch: SourceBatch, tokens: Sequence[Tensor]) -> None:
         """Store each example of ``batch`` under its key (``keys`` has ``B`` entries).
 
         ``batch`` holds states ``[B, S, D]`` per source key and a mask ``[B, S]`` (any
-        padding side); example ``b`` is stored packed, as ``[n_b, D]`` tensors of its
-        ``n_b`` real tokens, on the CPU, cast to the cache's ``dtype`` if it has one.
+        padding side), and ``tokens`` each example's ``n_b`` real token ids; example ``b``
+        is stored packed, as ``[n_b, D]`` tensors and its ids, on the CPU, cast to the
+        cache's ``dtype`` if it has one.
         """
         if len(keys) != batch.mask.shape[0]:
             raise FlareError(
@@ -114,7 +132,7 @@ class SourceCache:
         real = batch.mask.bool()
         for row, key in enumerate(keys):
             packed = [t[row, real[row]].detach().to("cpu", self.dtype or t.dtype) for t in tensors]
-            self._write(key, (packed, slots))
+            self._write(key, (packed, slots, tokens[row].cpu()))
 
     def _read(self, key: str) -> Entry | None:
         if self.directory is None:
@@ -126,7 +144,8 @@ class SourceCache:
             data = load_file(str(path))
         except Exception as err:  # a torn or foreign file must not crash training obscurely
             raise FlareError(f"source cache file {path} is unreadable ({err}); delete it") from None
-        return [data[f"slot{i}"] for i in range(len(data))], _read_slots(path)
+        tensors = [data[f"slot{i}"] for i in range(len(data) - (TOKENS in data))]
+        return tensors, _read_slots(path), data.get(TOKENS)  # None: written before ids were
 
     def _write(self, key: str, entry: Entry) -> None:
         if self.directory is None:
@@ -134,10 +153,11 @@ class SourceCache:
             return
         path = self._path(key)
         path.parent.mkdir(exist_ok=True)
-        tensors, slots = entry
+        tensors, slots, tokens = entry
         tmp = path.with_name(path.name + ".tmp")
         path.with_suffix(".json").write_text(json.dumps(slots))
-        save_file({f"slot{i}": t.contiguous() for i, t in enumerate(tensors)}, str(tmp))
+        payload = {f"slot{i}": t.contiguous() for i, t in enumerate(tensors)}
+        save_file({**payload, TOKENS: tokens.contiguous()}, str(tmp))
         os.replace(tmp, path)  # the tensor file appears only once complete
 
     def _path(self, key: str) -> Path:
@@ -164,7 +184,7 @@ def _read_json_object(path: Path, fix: str) -> dict:
 def _unpack(entries: list[Entry], dtype: torch.dtype, device: torch.device) -> SourceBatch:
     """Pad packed per-example entries into one right-padded :class:`SourceBatch`."""
     slots = entries[0][1]
-    lengths = [tensors[0].shape[0] for tensors, _ in entries]
+    lengths = [tensors[0].shape[0] for tensors, _, _ in entries]
     width = max(*lengths, 1)  # a batch without any real source token still has a column
     mask = torch.zeros(len(entries), width, dtype=torch.long, device=device)
     for row, length in enumerate(lengths):
@@ -173,7 +193,7 @@ def _unpack(entries: list[Entry], dtype: torch.dtype, device: torch.device) -> S
     for slot in range(len(entries[0][0])):
         dim = entries[0][0][slot].shape[-1]
         out = torch.zeros(len(entries), width, dim, dtype=dtype, device=device)
-        for row, (tensors, _) in enumerate(entries):
+        for row, (tensors, _, _) in enumerate(entries):
             out[row, : lengths[row]] = tensors[slot].to(device=device, dtype=dtype)
         padded.append(out)
     return SourceBatch({key: padded[slot] for key, slot in slots.items()}, mask)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import re
 from collections.abc import Sequence
@@ -65,6 +66,7 @@ class FlareModel(nn.Module):
         self.latent_encoder = latent_encoder
         self.context = FusionContext()
         self.source_cache: SourceCache | None = None
+        self._producer: dict | None = None  # see _source_producer
         self._wire_layers()
         body = self.hf_model.base_model
         accepts_cache = "use_cache" in inspect.signature(body.forward).parameters
@@ -332,7 +334,8 @@ class FlareModel(nn.Module):
             if self.flare_config.alignment != "token_index":
                 raise FlareError("the source cache needs FlareConfig.alignment='token_index'")
             self.source_cache.bind(self._source_producer())
-            cached = self.source_cache.load(cache_keys, self._source_dtype(), ids.device)
+            tokens = [row[row_mask.bool()] for row, row_mask in zip(ids, mask, strict=True)]
+            cached = self.source_cache.load(cache_keys, tokens, self._source_dtype(), ids.device)
             if cached is not None:
                 return cached
         if self.flare_config.source == "latent":
@@ -340,7 +343,7 @@ class FlareModel(nn.Module):
         else:
             batch = self._source_pass(ids, mask)
         if use_cache:
-            self.source_cache.store(cache_keys, batch)
+            self.source_cache.store(cache_keys, batch, tokens)
         return batch
 
     def _source_dtype(self) -> torch.dtype:
@@ -350,7 +353,16 @@ class FlareModel(nn.Module):
         return next(producer.parameters()).dtype
 
     def _source_producer(self) -> dict:
-        """What the cached source states depend on (JSON-native), for ``SourceCache.bind``."""
+        """What the cached source states depend on (JSON-native), for ``SourceCache.bind``.
+
+        The frozen weights are fingerprinted once, on first use: a merged stage-1 model
+        keeps its hub name, so the name alone cannot tell it from the original.
+        """
+        if self._producer is None:
+            self._producer = self._describe_source_pass()
+        return self._producer
+
+    def _describe_source_pass(self) -> dict:
         config = self.flare_config
         producer = {
             "source": config.source,
@@ -362,8 +374,10 @@ class FlareModel(nn.Module):
             producer["fusion_modules"] = sorted(config.fusion_modules)
         if config.source == "latent":
             producer["latent_encoder"] = self.latent_encoder.name_or_path
+            producer["weights"] = _frozen_weights_fingerprint(self.latent_encoder.encoder)
         else:
             producer["model"] = _describe_base(self.hf_model)
+            producer["weights"] = _frozen_weights_fingerprint(self.hf_model)
         return producer
 
     @torch.no_grad()
@@ -514,6 +528,20 @@ def _describe_base(model: nn.Module) -> dict:
         "num_hidden_layers": getattr(text, "num_hidden_layers", None),
         "name_or_path": getattr(config, "_name_or_path", None),
     }
+
+
+def _frozen_weights_fingerprint(module: nn.Module, samples: int = 16) -> str:
+    """SHA-256 over each frozen parameter's name, shape and ``samples`` evenly spaced values:
+    cheap for a billion weights, and changed by any merge or fine-tuning of a matrix."""
+    digest = hashlib.sha256()
+    for name, param in module.named_parameters():
+        if param.requires_grad:
+            continue
+        flat = param.detach().flatten()
+        picked = flat[:: max(1, flat.numel() // samples)][:samples].float().cpu()
+        digest.update(f"{name}{tuple(param.shape)}".encode())
+        digest.update(picked.numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _check_same_base(model: nn.Module, saved: dict, directory: str | Path) -> None:
