@@ -272,6 +272,9 @@ def test_bad_inputs_raise_clear_value_errors():
             r"fusion_modules must name some of target_modules \['q_proj', 'v_proj'\]; \['o_proj'\]",
         ),
         ({"fusion_modules": ["up_proj"]}, None),  # checked against the model's defaults
+        # found by review: a bare TypeError, or accepted
+        ({"alpha": "16"}, "FlareConfig.alpha must be a number, got '16'"),
+        ({"target_modules": 5}, "FlareConfig.target_modules must be a list of module names"),
     ],
 )
 def test_config_validation(kwargs, message):

@@ -68,6 +68,20 @@ class FlareConfig:
     modules_to_save: list[str] | None = field(default=None)
 
     def __post_init__(self) -> None:
+        for name in ("alpha", "dropout", "source_dropout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise FlareError(f"FlareConfig.{name} must be a number, got {value!r}")
+        for name in ("target_modules", "fusion_modules", "modules_to_save"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            names = [value] if isinstance(value, str) else value
+            if not isinstance(names, list | tuple) or not all(isinstance(v, str) for v in names):
+                raise FlareError(
+                    f"FlareConfig.{name} must be a list of module names, got {value!r}"
+                )
+            setattr(self, name, list(names))
         _check_choice("fusion", self.fusion, FUSIONS)
         _check_choice("source", self.source, SOURCES)
         _check_choice("source_representation", self.source_representation, SOURCE_REPRESENTATIONS)
@@ -92,10 +106,6 @@ class FlareConfig:
                 "FlareConfig.source_representation applies to source='model' only; "
                 "leave it at 'projection_input' for source='latent'"
             )
-        if isinstance(self.target_modules, str):
-            self.target_modules = [self.target_modules]
-        if isinstance(self.fusion_modules, str):
-            self.fusion_modules = [self.fusion_modules]
         if self.fusion_modules is not None and self.target_modules is not None:
             outside = sorted(set(self.fusion_modules) - set(self.target_modules))
             if outside or not self.fusion_modules:
