@@ -322,6 +322,7 @@ def test_latent_adapters_train_under_checkpointing_and_refuse_the_reentrant_kind
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)  # the deprecated transformers name
         model.gradient_checkpointing_enable()
+    assert model.hf_model.is_activation_checkpointing
     model(**latent_inputs()).logits.sum().backward()
     assert model.latent_encoder.projection.weight.grad is not None
 
@@ -345,3 +346,19 @@ def test_a_cache_entry_of_other_source_tokens_is_refused(tmp_path, on_disk):
         model(**dict(batch, **padded_differently), cache_keys=keys)
         with pytest.raises(FlareError, match=r"entry 'x1' .* computed from other source tokens"):
             model(**retranslated, cache_keys=keys)
+
+
+def test_a_cache_file_without_token_ids_names_the_directory(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    keys, batch = flare_batches()[0]
+    model = FlareModel.from_base(tiny_model("llama"), FlareConfig())
+    model.source_cache = SourceCache(tmp_path)
+    with torch.no_grad():
+        model(**batch, cache_keys=keys)
+    for path in tmp_path.glob("*/*.safetensors"):  # as written before entries kept their ids
+        tensors = load_file(str(path))
+        del tensors["source_token_ids"]
+        save_file(tensors, str(path))
+    with pytest.raises(FlareError, match="was written by an older flare-xlt; delete"):
+        model(**batch, cache_keys=keys)

@@ -25,7 +25,7 @@ from flare_xlt.jsonfile import differing_keys
 from flare_xlt.source import SourceBatch
 
 # packed tensors [n, D], key -> slot, and the n source token ids they were computed from
-Entry = tuple[list[Tensor], dict[str, int], Tensor | None]
+Entry = tuple[list[Tensor], dict[str, int], Tensor]
 PRODUCER_FILE = "producer.json"
 TOKENS = "source_token_ids"  # the safetensors key of an entry's token ids
 
@@ -107,7 +107,7 @@ class SourceCache:
             entry = self._read(key)
             if entry is None:
                 return None
-            if entry[2] is not None and not torch.equal(entry[2], tokens[row].cpu()):
+            if not torch.equal(entry[2], tokens[row].cpu()):
                 where = self.directory or "this in-memory cache"
                 raise FlareError(
                     f"source cache entry {key!r} in {where} was computed from other source "
@@ -144,8 +144,13 @@ class SourceCache:
             data = load_file(str(path))
         except Exception as err:  # a torn or foreign file must not crash training obscurely
             raise FlareError(f"source cache file {path} is unreadable ({err}); delete it") from None
-        tensors = [data[f"slot{i}"] for i in range(len(data) - (TOKENS in data))]
-        return tensors, _read_slots(path), data.get(TOKENS)  # None: written before ids were
+        if TOKENS not in data:
+            raise FlareError(
+                f"source cache file {path} was written by an older flare-xlt; delete "
+                f"{self.directory}"
+            )
+        tensors = [data[f"slot{i}"] for i in range(len(data) - 1)]
+        return tensors, _read_slots(path), data[TOKENS]
 
     def _write(self, key: str, entry: Entry) -> None:
         if self.directory is None:

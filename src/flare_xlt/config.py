@@ -109,9 +109,10 @@ class FlareConfig:
         if self.fusion_modules is not None and self.target_modules is not None:
             outside = sorted(set(self.fusion_modules) - set(self.target_modules))
             if outside or not self.fusion_modules:
+                problem = f"{outside} are not among them" if outside else "it is empty"
                 raise FlareError(
                     f"FlareConfig.fusion_modules must name some of target_modules "
-                    f"{self.target_modules}; {outside or 'none'} are not among them"
+                    f"{self.target_modules}; {problem}"
                 )
 
     @property

@@ -135,9 +135,16 @@ def inject_flare(model: nn.Module, config: FlareConfig) -> PeftModel:
         raise FlareError(f"no layer matched target_modules={config.target_modules}")
     if config.is_fusion and config.fusion_modules is not None:
         for name, layer in layers.items():
-            if name.rsplit(".", 1)[-1] not in config.fusion_modules:
+            if not any(_names(name, module) for module in config.fusion_modules):
                 del layer.lora_fusion[ADAPTER_NAME]  # plain LoRA in this projection
+        if not any(layer.lora_fusion for layer in layers.values()):
+            raise FlareError(f"no adapted layer matched fusion_modules={config.fusion_modules}")
     return peft_model
+
+
+def _names(layer_name: str, module: str) -> bool:
+    """Whether ``module`` names the layer, as peft matches target_modules (by dotted suffix)."""
+    return layer_name == module or layer_name.endswith("." + module)
 
 
 def fused_layers(model: nn.Module) -> dict[str, FlareLinear]:
@@ -151,6 +158,8 @@ def original_saved_modules(module: nn.Module) -> Iterator[None]:
     embeddings), not the adapter's trained copies: the source pass runs the frozen model."""
     wrappers = [m for m in module.modules() if isinstance(m, ModulesToSaveWrapper)]
     switched = [wrapper for wrapper in wrappers if not wrapper.disable_adapters]
+    # peft's enable_adapters also sets requires_grad: keep what the caller had set
+    trainable = {param: param.requires_grad for w in switched for param in w.parameters()}
     for wrapper in switched:
         wrapper.enable_adapters(False)
     try:
@@ -158,6 +167,8 @@ def original_saved_modules(module: nn.Module) -> Iterator[None]:
     finally:
         for wrapper in switched:
             wrapper.enable_adapters(True)
+        for param, requires_grad in trainable.items():
+            param.requires_grad_(requires_grad)
 
 
 def save_adapter(peft_model: PeftModel, directory: str | Path) -> None:

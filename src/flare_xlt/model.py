@@ -369,9 +369,8 @@ class FlareModel(nn.Module):
             "source_representation": config.source_representation,
             "source_layer_offset": config.source_layer_offset,
             "target_modules": sorted(config.target_modules or []),
+            "fusion_modules": sorted(config.fusion_modules or config.target_modules or []),
         }
-        if config.fusion_modules is not None:  # absent = all, as in caches written before it
-            producer["fusion_modules"] = sorted(config.fusion_modules)
         if config.source == "latent":
             producer["latent_encoder"] = self.latent_encoder.name_or_path
             producer["weights"] = _frozen_weights_fingerprint(self.latent_encoder.encoder)
@@ -431,8 +430,9 @@ class FlareModel(nn.Module):
         return None
 
     def _source_for_rows(self, source: SourceBatch, rows: int) -> SourceBatch:
-        """``source`` for a target batch of ``rows``: ``generate`` repeats each example
-        once per beam and returned sequence, and each copy keeps its example's source."""
+        """``source`` (``[B, S]``) for a target batch of ``rows`` = ``B * k``: ``generate``
+        repeats each example once per beam and returned sequence (``k``), and each copy
+        keeps its example's source: ``[B * k, S]``, copies next to each other."""
         examples = source.mask.shape[0]
         if rows == examples:
             return source

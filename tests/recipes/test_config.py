@@ -1,5 +1,6 @@
 """Experiment configs: YAML + dotted overrides, validated up front with the bad key named."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -137,23 +138,28 @@ def test_demo_settings_are_a_valid_config():
 
 
 def test_committed_cells_stay_valid_under_their_configs():
-    # A setting added to the config (adapter.fusion_modules) must not turn every finished
-    # cell of the committed grids stale: they were computed without it, at its default.
+    # A setting added to the config (adapter.fusion_modules) must not turn the finished
+    # cells of the committed grids stale: they were computed without it, at its default.
     from flare_xlt.recipes.experiment import grid
-    from flare_xlt.recipes.stage2 import load_cell_results
+    from flare_xlt.recipes.stage2 import cell_dir, load_cell_results
 
     root = Path(__file__).resolve().parents[2]
-    config = load_config(
-        root / "configs" / "nusax_gemma.yaml",
-        values={"output_dir": str(root / "results" / "nusax_gemma")},
-    )
-    finished = [load_cell_results(config, cell) for cell in grid(config)]
-    assert len(finished) == 66 and all(results is not None for results in finished)
-    with_fusion_modules = load_config(
-        root / "configs" / "nusax_gemma.yaml",
-        ["adapter.target_modules=[q_proj, v_proj]", "adapter.fusion_modules=[q_proj]"],
-    )
-    assert with_fusion_modules.adapter.flare_config("model").fusion_modules == ["q_proj"]
+    checked = 0
+    grids = [r.with_name("config.json") for r in sorted((root / "results").rglob("results.json"))]
+    for record in (path for path in grids if path.is_file()):  # combined tables have none
+        saved = json.loads(record.read_text())
+        config = load_config(record, values={"output_dir": str(root / saved["output_dir"])})
+        for cell in grid(config):
+            if (cell_dir(config, cell) / "cell.json").is_file():
+                assert load_cell_results(config, cell) is not None
+                checked += 1
+    assert checked >= 66  # Table 1 alone has 66 cells
+    fused_in_q = ["adapter.target_modules=[q_proj, v_proj]", "adapter.fusion_modules=[q_proj]"]
+    config = load_config(root / "configs" / "nusax_gemma.yaml", fused_in_q)
+    config.output_dir = str(root / "results" / "nusax_gemma")
+    flare = next(cell for cell in grid(config) if cell.method == "flare")
+    with pytest.raises(FlareError, match=r"adapter\.fusion_modules, adapter\.target_modules"):
+        load_cell_results(config, flare)  # set, they are settings the cell did not have
 
 
 def test_a_key_one_record_lacks_is_named_as_differing():

@@ -304,3 +304,24 @@ def test_length_grouped_batches_pad_less_and_stay_seeded(tmp_path):
     assert first != second  # each epoch draws a new grouping ...
     assert sorted(chain(*first)) == sorted(chain(*second)) == sorted(by_key)  # ... of every example
     assert padded_tokens(orders["a"]) < 0.8 * padded_tokens(orders["d"])
+
+
+def test_a_checkpoint_written_before_run_settings_existed_resumes_with_a_warning(tmp_path, caplog):
+    # Found by review: adding keys to the fingerprint refused every older checkpoint, even
+    # with the new settings at their defaults (and said "None -> None").
+    args = arguments(tmp_path, save_every_steps=2, run_settings={"data": {"max_length": 96}})
+    train(build_model(), DATA, collate, args)
+    (tmp_path / "run" / "result.json").unlink()
+    state_file = tmp_path / "run" / "checkpoints" / "step-4" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    for key in ("eval_every_steps", "early_stopping_patience", "run_settings"):
+        del state["fingerprint"][key]  # as flare-xlt 0.1.0 wrote it
+    state_file.write_text(json.dumps(state))
+    with caplog.at_level(logging.WARNING, logger="flare_xlt"):
+        assert train(build_model(), DATA, collate, args).resumed_from_step == 4
+    assert "written before flare-xlt recorded eval_every_steps" in caplog.text
+    del state["fingerprint"]["learning_rate"]
+    state_file.write_text(json.dumps(state))
+    (tmp_path / "run" / "result.json").unlink()
+    with pytest.raises(FlareError, match=r"learning_rate: <absent> -> 0\.01"):
+        train(build_model(), DATA, collate, args)

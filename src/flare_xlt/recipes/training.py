@@ -68,6 +68,8 @@ _TRAJECTORY = (
     "early_stopping_patience",
     "run_settings",
 )
+# Fingerprint keys that checkpoints written by flare-xlt 0.1.0 lack: those resume with a warning.
+_ADDED_TO_FINGERPRINT = ("eval_every_steps", "early_stopping_patience", "run_settings")
 
 
 class TrainingDiverged(FlareError):
@@ -578,10 +580,18 @@ def _fingerprint(args: TrainingArguments, num_examples: int, num_processes: int)
 
 
 def _check_fingerprint(saved: dict, current: dict, where: Path) -> None:
+    unrecorded = [key for key in _ADDED_TO_FINGERPRINT if key not in saved]
+    if unrecorded:
+        logger.warning(
+            "%s was written before flare-xlt recorded %s: those settings are not checked",
+            where,
+            ", ".join(unrecorded),
+        )
+        saved = {**saved, **{key: current.get(key) for key in unrecorded}}
     changed = differing_keys(saved, current)
     if changed:
         detail = ", ".join(
-            f"{key}: {_lookup(saved, key)!r} -> {_lookup(current, key)!r}" for key in changed
+            f"{key}: {_lookup(saved, key)} -> {_lookup(current, key)}" for key in changed
         )
         raise FlareError(
             f"{where} belongs to a run with other settings ({detail}); use a new output_dir "
@@ -589,10 +599,13 @@ def _check_fingerprint(saved: dict, current: dict, where: Path) -> None:
         )
 
 
-def _lookup(record: dict, dotted_key: str):
+def _lookup(record: dict, dotted_key: str) -> str:
+    """``record``'s value at ``a.b.c``, as repr, or ``<absent>``."""
     for part in dotted_key.split("."):
-        record = record.get(part) if isinstance(record, dict) else None
-    return record
+        if not isinstance(record, dict) or part not in record:
+            return "<absent>"
+        record = record[part]
+    return repr(record)
 
 
 def _hparams(args: TrainingArguments) -> dict:
