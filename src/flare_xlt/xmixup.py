@@ -20,9 +20,9 @@ baseline model-agnostic:
 
 * one mixing layer, at the block output (theirs mixes every layer in a range,
   after the self-attention sublayer, and reuses that layer's self-attention
-  weights as the cross-attention); here a new, randomly initialised attention
-  module, so at step 0 about ``lam_0 * sigmoid(H)`` of the mixed states are
-  untrained mixtures;
+  weights as the cross-attention); here new query and key projections, and the
+  English states themselves as values (see :class:`MixupAttention`), so what is
+  mixed into the residual stream is English states of the same layer;
 * the entropy of the head-averaged target-to-English attention over real
   tokens (theirs: the mean of per-head entropies in both directions);
 * no representation-MSE term, and LoRA instead of full fine-tuning;
@@ -36,6 +36,7 @@ baseline model-agnostic:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -90,14 +91,53 @@ def _read_config(path: Path) -> XMixupConfig:
 
 
 class MixupAttention(nn.Module):
-    """Cross-attention from target to English states, mixed in by an entropy-gated ratio."""
+    """Target states attend to the English states of the same layer and are mixed with
+    what they read, by an entropy-gated ratio.
+
+    Queries and keys are learned per-head projections of the layer-normalised states; the
+    values are the English states themselves, and the heads' attention maps are averaged.
+    What is mixed in therefore lives in the target states' own residual space from the
+    first step. (A new value/output projection, as in ``nn.MultiheadAttention``, mixes
+    random features of another scale into the residual stream: with it, one NusaX epoch
+    on Gemma-3-270M scored 37.9 macro-F1 on javanese and 12.9 on sundanese, against 75-78
+    for LoRA.)
+    """
 
     def __init__(self, hidden_size: int, num_heads: int, max_ratio: float):
         super().__init__()
-        self.attention = nn.MultiheadAttention(hidden_size, num_heads, batch_first=True)
+        if hidden_size % num_heads:
+            raise FlareError(
+                f"XMixupConfig.num_heads={num_heads} does not divide hidden size {hidden_size}"
+            )
+        self.num_heads = num_heads
+        self.norm = nn.LayerNorm(hidden_size, elementwise_affine=False)
+        self.query = nn.Linear(hidden_size, hidden_size)
+        self.key = nn.Linear(hidden_size, hidden_size)
         self.entropy_scale = nn.Parameter(torch.ones(1))
         self.entropy_bias = nn.Parameter(torch.zeros(1))
         self.max_ratio = max_ratio
+
+    def attention_weights(self, target: Tensor, source: Tensor, source_mask: Tensor) -> Tensor:
+        """Head-averaged attention of each target token over the real English tokens.
+
+        Args:
+            target: ``[B, T, H]``; source: ``[B, S, H]``; source_mask: ``[B, S]`` (1 = token).
+
+        Returns:
+            ``[B, T, S]``, each row summing to 1 (0 where the example has no English token).
+        """
+        batch, _, hidden = target.shape
+        heads = self.num_heads
+
+        def per_head(states: Tensor, projection: nn.Linear) -> Tensor:  # -> [B, heads, L, d]
+            projected = projection(self.norm(states))
+            return projected.view(batch, -1, heads, hidden // heads).transpose(1, 2)
+
+        query, key = per_head(target, self.query), per_head(source, self.key)
+        scores = query @ key.transpose(-1, -2) / math.sqrt(hidden // heads)  # [B, heads, T, S]
+        keep = source_mask.bool()[:, None, None, :]
+        scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
+        return scores.softmax(-1).mean(1) * keep[:, 0].any(-1, keepdim=True)
 
     def forward(
         self, target: Tensor, target_mask: Tensor, source: Tensor, source_mask: Tensor
@@ -109,18 +149,18 @@ class MixupAttention(nn.Module):
             source: English hidden states ``[B, S, H]``; source_mask ``[B, S]`` (1 = token).
 
         Returns:
-            The mixed states ``[B, T, H]`` (padding positions unchanged) and the
-            mixing ratio of each example ``[B]``.
+            The mixed states ``[B, T, H]`` (padding positions, and examples without
+            English tokens, unchanged) and the mixing ratio of each example ``[B]``.
         """
-        attended, weights = self.attention(
-            target, source, source, key_padding_mask=source_mask == 0, need_weights=True
-        )  # weights: [B, T, S], averaged over heads
+        weights = self.attention_weights(target, source, source_mask)  # [B, T, S]
+        attended = weights @ source  # [B, T, H]
         entropy = -(weights * weights.clamp_min(1e-12).log()).sum(-1)  # [B, T]
         valid = target_mask.to(entropy.dtype)
         mean_entropy = (entropy * valid).sum(-1) / valid.sum(-1).clamp_min(1.0)  # [B]
         ratio = self.max_ratio * torch.sigmoid(
             self.entropy_scale * mean_entropy + self.entropy_bias
         )
+        ratio = ratio * source_mask.bool().any(-1)  # nothing to read: nothing mixed in
         mixed = torch.lerp(target, attended, ratio[:, None, None].to(target.dtype))
         return torch.where(valid[..., None].bool(), mixed, target), ratio
 
