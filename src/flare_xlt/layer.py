@@ -152,11 +152,16 @@ def fused_layers(model: nn.Module) -> dict[str, FlareLinear]:
     return {name: m for name, m in model.named_modules() if isinstance(m, FlareLinear)}
 
 
+def saved_module_wrappers(module: nn.Module) -> list[nn.Module]:
+    """peft's wrappers of the ``modules_to_save`` inside ``module``."""
+    return [m for m in module.modules() if isinstance(m, ModulesToSaveWrapper)]
+
+
 @contextmanager
-def original_saved_modules(module: nn.Module) -> Iterator[None]:
-    """Run ``module`` with the original weights of its ``modules_to_save`` (e.g. trained
-    embeddings), not the adapter's trained copies: the source pass runs the frozen model."""
-    wrappers = [m for m in module.modules() if isinstance(m, ModulesToSaveWrapper)]
+def original_saved_modules(wrappers: list[nn.Module]) -> Iterator[None]:
+    """Run with the original weights of ``modules_to_save`` (e.g. trained embeddings), not
+    the adapter's trained copies: the source pass runs the frozen model. ``wrappers`` are
+    peft's wrappers of those modules (see :func:`saved_module_wrappers`)."""
     switched = [wrapper for wrapper in wrappers if not wrapper.disable_adapters]
     # peft's enable_adapters also sets requires_grad: keep what the caller had set
     trainable = {param: param.requires_grad for w in switched for param in w.parameters()}

@@ -25,6 +25,7 @@ from flare_xlt.layer import (
     load_adapter,
     original_saved_modules,
     save_adapter,
+    saved_module_wrappers,
 )
 from flare_xlt.source import LATENT_KEY, FusionContext, SourceBatch, hidden_state_key
 
@@ -75,6 +76,7 @@ class FlareModel(nn.Module):
         self.hf_model.register_forward_pre_hook(self._align_target, with_kwargs=True)
         if body is not self.hf_model:  # the body called directly must not fuse a stale source
             body.register_forward_pre_hook(self._forget_outside_calls)
+        self._body_saved_modules = saved_module_wrappers(body)  # fixed once adapters exist
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -390,7 +392,7 @@ class FlareModel(nn.Module):
             self.eval()  # deterministic source: no dropout
         try:
             self.context.capture = {}  # fused layers record their input and skip the adapter
-            with original_saved_modules(body):
+            with original_saved_modules(self._body_saved_modules):
                 states = self._run_body(body, kwargs)
         finally:
             self.context.capture = None
