@@ -7,6 +7,26 @@ zero source, i.e. ``phi(0, t)``). The same function serves training,
 teacher-forced evaluation and cached generation: with a KV cache the model is
 called with only the newest tokens, while ``attention_mask`` still covers the
 whole sequence, so each new token's absolute position is known.
+
+Modes (``P`` real prompt tokens of rank ``j = 0 .. P-1`` on the target side, ``S``
+real source tokens of rank ``k = 0 .. S-1``; padding never counts):
+
+* ``token_index``: ``j -> k = j`` (start-anchored; the first tokens meet, e.g.
+  CLS meets CLS in an encoder).
+* ``end``: ``j -> k = S - P + j`` (end-anchored; the last prompt token, where a
+  causal LM reads its answer, meets the last English token, whose state has read
+  the whole English prompt).
+* ``proportional``: ``j -> k = round(j (S - 1) / (P - 1))`` (both ends meet, the
+  middle is stretched).
+* ``pooled``: every target token meets one pooled source state, the mean over
+  the real source tokens (alignment-free; the source is pooled before fusion,
+  see :func:`pool_real_tokens`).
+* ``position``: raw padded positions ``p -> p`` (the reference code).
+
+Tokens after the prompt (a generated or teacher-forced answer, rank ``j >= P``)
+get the partner ``answer_partner`` says: ``none`` (-1), ``last`` (the last real
+source token), or ``aligned`` (no prompt anchor: the mode is applied to the whole
+sequence as it grows, which is how adapters saved before 0.2 were trained).
 """
 
 from __future__ import annotations
@@ -16,12 +36,28 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+ALIGNMENTS = ("token_index", "end", "proportional", "pooled", "position")
+ANSWER_PARTNERS = ("none", "last", "aligned")
+# What a user who changes nothing gets (measured: see docs/results.md, alignment ablation).
+DEFAULT_ALIGNMENT = {"causal": "end", "encoder": "token_index", "latent": "token_index"}
+DEFAULT_ANSWER_PARTNER = "none"
+
+
+def default_alignment(source: str | None, causal: bool) -> str:
+    """The measured default for a FLARE-MT adapter (``source="latent"``), or for FLARE on a
+    causal LM / an encoder."""
+    if source == "latent":
+        return DEFAULT_ALIGNMENT["latent"]
+    return DEFAULT_ALIGNMENT["causal" if causal else "encoder"]
+
 
 def alignment_index(
     target_mask: Tensor,
     num_new_tokens: int,
     source_mask: Tensor,
     mode: str = "token_index",
+    prompt_lengths: Tensor | None = None,
+    answer_partner: str = "aligned",
 ) -> Tensor:
     """Gather index from target positions into source positions.
 
@@ -31,31 +67,72 @@ def alignment_index(
         num_new_tokens: ``T``, the number of tokens in this forward call; they are
             the last ``T`` positions of ``target_mask``.
         source_mask: ``[B, S]`` mask of the source sequence (1 = real token).
-        mode: ``"token_index"`` pairs the k-th real target token with the k-th
-            real source token, whatever the padding side or amount;
-            ``"position"`` pairs raw positions ``p -> p`` (the reference code).
+        mode: one of :data:`ALIGNMENTS` (see the module docstring).
+        prompt_lengths: ``[B]`` number of real target tokens that belong to the
+            prompt (the anchor); None = every real token of ``target_mask``.
+        answer_partner: the partner of tokens after the prompt, one of
+            :data:`ANSWER_PARTNERS`.
 
     Returns:
         ``[B, T]`` long tensor of source positions, ``-1`` where there is no partner.
     """
     target_mask = target_mask.bool()
     source_mask = source_mask.bool()
-    total = target_mask.shape[1]
-    num_sources = source_mask.shape[1]
+    rank = (target_mask.long().cumsum(dim=-1) - 1)[:, -num_new_tokens:]  # [B, T]
+    is_real = target_mask[:, -num_new_tokens:]
+    num_real_sources = source_mask.sum(dim=-1, keepdim=True)  # [B, 1]
+    if prompt_lengths is None or answer_partner == "aligned":
+        prompt = target_mask.sum(dim=-1, keepdim=True)  # the whole sequence so far
+    else:
+        prompt = prompt_lengths.to(rank.device).long().view(-1, 1)
+    in_prompt = rank < prompt
+
     if mode == "position":
+        total = target_mask.shape[1]
         positions = torch.arange(total - num_new_tokens, total, device=target_mask.device)
         index = positions.expand(target_mask.shape[0], -1)
-        return torch.where(index < num_sources, index, torch.full_like(index, -1))
+        index = torch.where(index < source_mask.shape[1], index, torch.full_like(index, -1))
+        answer = _answer_index(source_mask, answer_partner, rank.shape)
+        return torch.where(in_prompt, index, answer)
 
-    # Rank of each target token among the real ones: 0 for the first real token.
-    target_rank = (target_mask.long().cumsum(dim=-1) - 1)[:, -num_new_tokens:]
-    is_real = target_mask[:, -num_new_tokens:]
+    source_rank = _source_rank(mode, rank, prompt, num_real_sources)
+    answer_rank = (num_real_sources - 1).expand_as(rank) if answer_partner == "last" else None
+    if answer_rank is not None and mode != "pooled":
+        source_rank = torch.where(in_prompt, source_rank, answer_rank)
+    elif mode != "pooled":
+        source_rank = torch.where(in_prompt, source_rank, torch.full_like(source_rank, -1))
+    has_partner = is_real & (source_rank >= 0) & (source_rank < num_real_sources)
     # Source positions of real tokens, in order, followed by padding positions.
     real_first = torch.argsort((~source_mask).to(torch.int8), dim=-1, stable=True)
-    num_real_sources = source_mask.sum(dim=-1, keepdim=True)
-    has_partner = is_real & (target_rank >= 0) & (target_rank < num_real_sources)
-    partner = real_first.gather(1, target_rank.clamp(0, max(num_sources - 1, 0)))
+    clamped = source_rank.clamp(0, max(source_mask.shape[1] - 1, 0))
+    partner = real_first.gather(1, clamped)
     return torch.where(has_partner, partner, torch.full_like(partner, -1))
+
+
+def _source_rank(mode: str, rank: Tensor, prompt: Tensor, num_sources: Tensor) -> Tensor:
+    """``[B, T]`` rank among the real source tokens of each target token's partner (any value
+    outside ``0 .. S-1`` means none), for target ranks ``rank`` ``[B, T]`` in a prompt of
+    ``prompt`` ``[B, 1]`` tokens and ``num_sources`` ``[B, 1]`` real source tokens."""
+    if mode == "token_index":
+        return rank
+    if mode == "end":
+        return num_sources - prompt + rank
+    if mode == "proportional":
+        span = (prompt - 1).clamp(min=1)
+        # round(j (S-1) / (P-1)), half up, in integers
+        return (2 * rank * (num_sources - 1) + span) // (2 * span)
+    if mode == "pooled":
+        return torch.zeros_like(rank)
+    raise ValueError(f"unknown alignment mode {mode!r}; choose one of {', '.join(ALIGNMENTS)}")
+
+
+def _answer_index(source_mask: Tensor, answer_partner: str, shape: torch.Size) -> Tensor:
+    """``[B, T]`` source position of an answer token under ``position`` alignment."""
+    if answer_partner != "last":
+        return torch.full(shape, -1, dtype=torch.long, device=source_mask.device)
+    positions = torch.arange(source_mask.shape[1], device=source_mask.device)
+    last = torch.where(source_mask, positions, torch.full_like(positions, -1)).amax(dim=-1)
+    return last.view(-1, 1).expand(shape)
 
 
 @dataclass(frozen=True)
@@ -98,6 +175,14 @@ def gather_aligned(source: Tensor, alignment: Alignment) -> Tensor:
     if alignment.missing is None:
         return picked
     return picked.masked_fill(alignment.missing, 0.0)
+
+
+def pool_real_tokens(states: Tensor, mask: Tensor) -> Tensor:
+    """Mean over each row's real tokens: ``[B, S, D]`` states, ``[B, S]`` mask -> ``[B, 1, D]``
+    (zero for a row without real tokens)."""
+    weights = mask.to(states.dtype).unsqueeze(-1)  # [B, S, 1]
+    total = (states * weights).sum(dim=1, keepdim=True)
+    return total / weights.sum(dim=1, keepdim=True).clamp(min=1)
 
 
 def pack_real_tokens_first(ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:

@@ -4,8 +4,8 @@ Both the FLARE source pass (a frozen stage-1 model with the adapter disabled)
 and the FLARE-MT latent encoder (frozen) are deterministic functions of the
 example, so their outputs can be computed in the first epoch and reused after.
 Each example is stored *packed*: only its real tokens, in order, per distinct
-tensor. Packing is exact for ``alignment="token_index"``, which only depends on
-the order of real tokens; ``alignment="position"`` cannot be cached.
+tensor. Packing is exact for every alignment that ranks real tokens (all but
+``alignment="position"``, which pairs raw padded positions and cannot be cached).
 """
 
 from __future__ import annotations

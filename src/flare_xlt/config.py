@@ -7,13 +7,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
+from flare_xlt.alignment import ALIGNMENTS, ANSWER_PARTNERS
 from flare_xlt.errors import FlareError
 from flare_xlt.jsonfile import read_json_object
 
 FUSIONS = ("add", "mul", "add_relu", "mul_relu", "cross_attention", "gated")
 SOURCES = ("model", "latent", None)
 SOURCE_REPRESENTATIONS = ("projection_input", "hidden_state")
-ALIGNMENTS = ("token_index", "position")
 
 CONFIG_FILE = "flare_config.json"
 
@@ -45,9 +45,17 @@ class FlareConfig:
         source_representation: ``"projection_input"`` fuses what the projection
             itself receives on the source pass; ``"hidden_state"`` fuses the
             layer's residual-stream hidden state (the reference code's choice).
-        alignment: ``"token_index"`` pairs the k-th real target token with the
-            k-th real source token; ``"position"`` pairs raw padded positions
-            (the reference code's behaviour).
+        alignment: which source token each target token meets, one of
+            :data:`~flare_xlt.alignment.ALIGNMENTS`: ``token_index`` (start-anchored),
+            ``end`` (end-anchored), ``proportional``, ``pooled`` (every token meets the
+            mean source state) or ``position`` (raw padded positions, the reference
+            code). ``None`` picks the measured default for the backbone when the model
+            is built (:func:`~flare_xlt.alignment.default_alignment`): ``end`` for causal
+            LMs, ``token_index`` for encoders; the resolved value is what is saved.
+        answer_partner: the partner of target tokens after the prompt (a generated or
+            teacher-forced answer): ``none``, ``last`` (the last English token) or
+            ``aligned`` (no prompt anchor; adapters saved before this key existed).
+            ``None`` = ``none``, resolved when the model is built.
         source_dropout: per-example probability of withholding the source while
             training, so the adapter also works without a translation.
         modules_to_save: extra modules trained and saved in full (e.g. a
@@ -63,7 +71,8 @@ class FlareConfig:
     source: Literal["model", "latent"] | None = "model"
     source_layer_offset: int = 0
     source_representation: str = "projection_input"
-    alignment: str = "token_index"
+    alignment: str | None = None
+    answer_partner: str | None = None
     source_dropout: float = 0.0
     modules_to_save: list[str] | None = field(default=None)
 
@@ -85,7 +94,14 @@ class FlareConfig:
         _check_choice("fusion", self.fusion, FUSIONS)
         _check_choice("source", self.source, SOURCES)
         _check_choice("source_representation", self.source_representation, SOURCE_REPRESENTATIONS)
-        _check_choice("alignment", self.alignment, ALIGNMENTS)
+        _check_choice("alignment", self.alignment, (*ALIGNMENTS, None))
+        _check_choice("answer_partner", self.answer_partner, (*ANSWER_PARTNERS, None))
+        if self.answer_partner == "aligned" and self.alignment in ("end", "proportional"):
+            raise FlareError(
+                f"FlareConfig.answer_partner='aligned' cannot go with alignment="
+                f"{self.alignment!r}: without a prompt anchor the end moves as tokens are "
+                "generated; use answer_partner='none' or 'last'"
+            )
         if not isinstance(self.r, int) or self.r <= 0:
             raise FlareError(f"FlareConfig.r must be a positive integer, got {self.r!r}")
         if self.alpha <= 0:
@@ -154,6 +170,9 @@ class FlareConfig:
         settings = payload.pop("flare")
         if not isinstance(settings, dict):
             raise FlareError(f'{path}: "flare" must be a JSON object of FlareConfig settings')
+        # Files written before answer_partner existed fused answer tokens by the same rule
+        # as the prompt (no anchor): load them as they were trained.
+        settings.setdefault("answer_partner", "aligned")
         return FlareConfig.from_dict(settings), payload
 
 

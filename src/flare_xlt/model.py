@@ -13,7 +13,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from flare_xlt.alignment import Alignment, alignment_index, pack_real_tokens_first
+from flare_xlt.alignment import (
+    DEFAULT_ANSWER_PARTNER,
+    Alignment,
+    alignment_index,
+    default_alignment,
+    pack_real_tokens_first,
+)
 from flare_xlt.cache import SourceCache
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
@@ -27,6 +33,7 @@ from flare_xlt.layer import (
     save_adapter,
     saved_module_wrappers,
 )
+from flare_xlt.models.loading import is_decoder_config
 from flare_xlt.source import LATENT_KEY, FusionContext, SourceBatch, hidden_state_key
 
 PROJECTION_FILE = "latent_projection.safetensors"
@@ -97,8 +104,11 @@ class FlareModel(nn.Module):
             )
         if config.target_modules is None:
             config = replace(config, target_modules=find_target_modules(base_model))
-        if config.alignment == "position" and config.source is None:
-            config = replace(config, alignment="token_index")
+        if config.alignment is None or (config.alignment == "position" and not config.is_fusion):
+            causal = is_decoder_config(base_model.config)
+            config = replace(config, alignment=default_alignment(config.source, causal))
+        if config.answer_partner is None:
+            config = replace(config, answer_partner=DEFAULT_ANSWER_PARTNER)
         peft_model = inject_flare(base_model, config)
         return cls(peft_model, config, latent_encoder)
 
@@ -205,6 +215,7 @@ class FlareModel(nn.Module):
         latent_attention_mask: Tensor | None = None,
         cache_keys: Sequence[str] | None = None,
         target_only: bool = False,
+        prompt_lengths: Tensor | None = None,
         **kwargs,
     ):
         """Source pass (no grad, adapter off), then the fused target pass.
@@ -217,6 +228,9 @@ class FlareModel(nn.Module):
             cache_keys: one stable id per example; with ``self.source_cache`` set,
                 source states are computed once per id and reused.
             target_only: run without any source (``phi(0, t)``) on purpose.
+            prompt_lengths: ``[B]`` real prompt tokens per row when ``input_ids`` is a
+                prompt followed by its answer (teacher-forced generation): alignment is
+                anchored at the prompt's end, as in :meth:`generate`. None = all prompt.
 
         Returns:
             The base model's output object.
@@ -232,6 +246,9 @@ class FlareModel(nn.Module):
             latent_attention_mask,
             cache_keys,
             target_only,
+        )
+        self.context.prompt_lengths = checked_prompt_lengths(
+            prompt_lengths, input_ids, attention_mask
         )
         if labels is not None:
             kwargs["labels"] = labels
@@ -253,8 +270,9 @@ class FlareModel(nn.Module):
         """``generate`` of the base model, each new token fused with its source partner.
 
         Every decoding step finds each token's source partner from its absolute
-        position in ``attention_mask``, so cached generation fuses exactly as a
-        teacher-forced forward over the same sequence does.
+        position in ``attention_mask``, anchored at the end of the prompt
+        (``input_ids``), so cached generation fuses exactly as a teacher-forced
+        forward over the same sequence with ``prompt_lengths`` does.
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -269,6 +287,7 @@ class FlareModel(nn.Module):
             None,
             target_only,
         )
+        self.context.prompt_lengths = attention_mask.bool().sum(dim=-1)
         try:
             with self.context.calling():
                 return self.hf_model.generate(
@@ -316,6 +335,8 @@ class FlareModel(nn.Module):
                 f"cache_keys has {len(cache_keys)} entries for a batch of {batch_size}"
             )
         batch = self._cached_or_computed(ids, mask, cache_keys)
+        if self.flare_config.alignment == "pooled":
+            batch = batch.pooled()
         if kind == "latent":
             batch = SourceBatch(
                 {LATENT_KEY: self.latent_encoder.project(batch.states[LATENT_KEY])}, batch.mask
@@ -329,12 +350,15 @@ class FlareModel(nn.Module):
         self, ids: Tensor, mask: Tensor, cache_keys: Sequence[str] | None
     ) -> SourceBatch:
         """Frozen source states (before any trainable projection), from the cache when possible."""
-        if self.flare_config.alignment == "token_index":
+        if self.flare_config.alignment != "position":  # every other mode ranks real tokens
             ids, mask = pack_real_tokens_first(ids, mask)
         use_cache = self.source_cache is not None and cache_keys is not None
         if use_cache:
-            if self.flare_config.alignment != "token_index":
-                raise FlareError("the source cache needs FlareConfig.alignment='token_index'")
+            if self.flare_config.alignment == "position":
+                raise FlareError(
+                    "the source cache stores real tokens only, so it cannot serve "
+                    "FlareConfig.alignment='position' (raw padded positions)"
+                )
             self.source_cache.bind(self._source_producer())
             tokens = [row[row_mask.bool()] for row, row_mask in zip(ids, mask, strict=True)]
             cached = self.source_cache.load(cache_keys, tokens, self._source_dtype(), ids.device)
@@ -420,30 +444,38 @@ class FlareModel(nn.Module):
             return None
         input_ids = kwargs.get("input_ids", args[0] if args else None)
         tokens = input_ids if input_ids is not None else kwargs["inputs_embeds"]
-        source = self._source_for_rows(source, tokens.shape[0])
+        source, prompt_lengths = self._source_for_rows(source, tokens.shape[0])
         num_new = tokens.shape[1]
         mask = kwargs.get("attention_mask")
         if mask is None:
             past = kwargs.get("cache_position")
             total = num_new + (int(past[0]) if past is not None else 0)
             mask = torch.ones(tokens.shape[0], total, dtype=torch.long, device=tokens.device)
-        index = alignment_index(mask, num_new, source.mask, self.flare_config.alignment)
+        config = self.flare_config
+        index = alignment_index(
+            mask, num_new, source.mask, config.alignment, prompt_lengths, config.answer_partner
+        )
         self.context.alignment = Alignment.from_index(index)
         return None
 
-    def _source_for_rows(self, source: SourceBatch, rows: int) -> SourceBatch:
-        """``source`` (``[B, S]``) for a target batch of ``rows`` = ``B * k``: ``generate``
-        repeats each example once per beam and returned sequence (``k``), and each copy
-        keeps its example's source: ``[B * k, S]``, copies next to each other."""
+    def _source_for_rows(self, source: SourceBatch, rows: int) -> tuple[SourceBatch, Tensor | None]:
+        """``source`` (``[B, S]``) and the prompt lengths (``[B]``) for a target batch of
+        ``rows`` = ``B * k``: ``generate`` repeats each example once per beam and returned
+        sequence (``k``), and each copy keeps its example's source: ``[B * k, S]``, copies
+        next to each other."""
         examples = source.mask.shape[0]
+        prompt_lengths = self.context.prompt_lengths
         if rows == examples:
-            return source
+            return source, prompt_lengths
         if rows % examples:
             raise FlareError(
                 f"the target batch has {rows} rows but the source batch {examples} examples"
             )
         self.context.source = source.repeat_rows(rows // examples)
-        return self.context.source
+        if prompt_lengths is not None:
+            prompt_lengths = prompt_lengths.repeat_interleave(rows // examples)
+            self.context.prompt_lengths = prompt_lengths
+        return self.context.source, prompt_lengths
 
     def _forget_outside_calls(self, module, args):
         """Forward pre-hook on the body: a direct call (not from this model) sees no source."""
@@ -514,6 +546,31 @@ def check_ids(
         raise FlareError(
             f"{mask_name} must have the shape of {name} {tuple(ids.shape)}, got {shape}"
         )
+
+
+def checked_prompt_lengths(
+    prompt_lengths: Tensor | None, input_ids: Tensor | None, attention_mask: Tensor | None
+) -> Tensor | None:
+    """``prompt_lengths`` ``[B]`` after checking it fits the batch (FlareError otherwise)."""
+    if prompt_lengths is None:
+        return None
+    real = (
+        attention_mask.bool().sum(dim=-1)
+        if attention_mask is not None
+        else torch.full((input_ids.shape[0],), input_ids.shape[1], device=input_ids.device)
+    )
+    if (
+        not isinstance(prompt_lengths, Tensor)
+        or prompt_lengths.dtype.is_floating_point
+        or tuple(prompt_lengths.shape) != tuple(real.shape)
+    ):
+        raise FlareError(
+            f"prompt_lengths must be an integer tensor of shape [{real.shape[0]}] (one count "
+            "of real prompt tokens per example)"
+        )
+    if bool(((prompt_lengths < 0) | (prompt_lengths.to(real.device) > real)).any()):
+        raise FlareError("prompt_lengths must lie between 0 and each row's real token count")
+    return prompt_lengths
 
 
 def _hidden_size(model: nn.Module) -> int:

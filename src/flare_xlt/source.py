@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
-from flare_xlt.alignment import Alignment
+from flare_xlt.alignment import Alignment, pool_real_tokens
 
 LATENT_KEY = "latent"
 
@@ -48,6 +48,14 @@ class SourceBatch:
         states = {key: repeated[slot] for key, slot in slots.items()}
         return SourceBatch(states, self.mask.repeat_interleave(times, dim=0))
 
+    def pooled(self) -> SourceBatch:
+        """Each state's mean over the real tokens: ``[B, S, D]`` -> ``[B, 1, D]``, mask
+        ``[B, 1]`` (0 for an example without real tokens); aliases stay shared."""
+        tensors, slots = self.unique_states()
+        pooled = [pool_real_tokens(tensor, self.mask) for tensor in tensors]
+        mask = (self.mask.sum(dim=-1, keepdim=True) > 0).to(self.mask.dtype)
+        return SourceBatch({key: pooled[slot] for key, slot in slots.items()}, mask)
+
     def unique_states(self) -> tuple[list[Tensor], dict[str, int]]:
         """Distinct tensors and a key -> slot map (aliases share a slot)."""
         tensors: list[Tensor] = []
@@ -74,12 +82,15 @@ class FusionContext:
             and run their frozen base projection only (the source pass).
         in_call: set while the FlareModel runs its own target forward; a direct call
             of the wrapped HF model clears the (stale) source instead of reusing it.
+        prompt_lengths: ``[B]`` real prompt tokens per row, where alignment is anchored
+            (set by ``generate`` from its prompt); None = the whole target sequence.
     """
 
     source: SourceBatch | None = None
     alignment: Alignment | None = None
     capture: dict[str, Tensor] | None = field(default=None)
     in_call: bool = False
+    prompt_lengths: Tensor | None = None
 
     @contextmanager
     def calling(self):
@@ -100,3 +111,4 @@ class FusionContext:
         self.source = None
         self.alignment = None
         self.capture = None
+        self.prompt_lengths = None

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from flare_xlt.alignment import DEFAULT_ANSWER_PARTNER, default_alignment
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
 from flare_xlt.languages import resolve_language
@@ -37,8 +38,21 @@ class AdapterArgs:
     fusion: str = "add_relu"
     source_layer_offset: int = 0
     source_representation: str = "projection_input"
-    alignment: str = "token_index"
+    alignment: str | None = None
+    answer_partner: str | None = None
     source_dropout: float = 0.0
+
+    def resolved(self, source: str | None, causal: bool) -> AdapterArgs:
+        """These settings with ``alignment``/``answer_partner`` left unset filled in as
+        :meth:`FlareModel.from_base` fills them for a ``source`` adapter on a causal LM
+        (``causal``) or an encoder; plain LoRA (``source=None``) keeps them as given."""
+        if source is None:
+            return self
+        return dataclasses.replace(
+            self,
+            alignment=self.alignment or default_alignment(source, causal),
+            answer_partner=self.answer_partner or DEFAULT_ANSWER_PARTNER,
+        )
 
     def flare_config(self, source: str | None, modules_to_save=None) -> FlareConfig:
         return FlareConfig(

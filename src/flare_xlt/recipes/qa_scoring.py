@@ -58,6 +58,9 @@ class QAScorer:
             positions = {k: batch[k] for k in ("start_positions", "end_positions")}
             return model(**inputs, **positions).loss
         labels = batch["labels"]  # [B, T]
+        if isinstance(unwrap_model(model), FlareModel):  # fuse as generate does: anchored at
+            prompt = (labels == IGNORE_INDEX) & batch["attention_mask"].bool()  # the prompt end
+            inputs["prompt_lengths"] = prompt.sum(dim=-1)
         length = labels.shape[1]
         first = int((labels != IGNORE_INDEX).any(0).nonzero()[0])  # earliest labelled column
         keep = min(length - first + 1, length)

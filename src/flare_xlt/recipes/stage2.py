@@ -6,6 +6,7 @@ says what differs between them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import asdict, dataclass, replace
@@ -26,7 +27,7 @@ from flare_xlt.models import load_backbone
 from flare_xlt.recipes.backbone import head_kind, load_task_model
 from flare_xlt.recipes.checkpoint import write_json_atomically
 from flare_xlt.recipes.components import build_components
-from flare_xlt.recipes.config import ExperimentConfig
+from flare_xlt.recipes.config import AdapterArgs, ExperimentConfig
 from flare_xlt.recipes.data import load_examples, prompt_template, task_spec
 from flare_xlt.recipes.distributed import is_main_process, wait_for_everyone
 from flare_xlt.recipes.fitting import fit, score
@@ -67,7 +68,7 @@ def load_cell_results(config: ExperimentConfig, cell: Cell) -> list[RunResult] |
         return None
     payload = read_json_object(path)
     saved = _relevant(payload.get("settings") or {}, cell.method)
-    current = _relevant(cell_settings(config), cell.method)
+    current = _relevant(cell_settings(config, cell.method), cell.method)
     if saved != current:
         differ = differing_keys(saved, current)
         raise FlareError(
@@ -77,12 +78,28 @@ def load_cell_results(config: ExperimentConfig, cell: Cell) -> list[RunResult] |
     return [RunResult.from_dict(r) for r in payload["results"]]
 
 
+# Adapter settings that only a fusion adapter (FLARE, FLARE-MT) reads.
+FUSION_ONLY = (
+    "fusion",
+    "fusion_modules",
+    "source_layer_offset",
+    "source_representation",
+    "alignment",
+    "answer_partner",
+    "source_dropout",
+)
+
+
 def _relevant(settings: dict, method: str) -> dict:
     """``settings`` less those known not to change ``method``'s result."""
     ignored = {"source_cache"}  # the cache gives the same losses (tested)
     if get_method(method).source != "latent":
         ignored.add("latent_encoder")
-    return {key: value for key, value in settings.items() if key not in ignored}
+    relevant = {key: value for key, value in settings.items() if key not in ignored}
+    if get_method(method).source is None and isinstance(relevant.get("adapter"), dict):
+        adapter = relevant["adapter"]
+        relevant["adapter"] = {k: v for k, v in adapter.items() if k not in FUSION_ONLY}
+    return relevant
 
 
 # Settings added after cells were first recorded: left out at their default (None), so the
@@ -90,9 +107,17 @@ def _relevant(settings: dict, method: str) -> dict:
 RECORDED_WHEN_SET = (("adapter", "fusion_modules"),)
 
 
-def cell_settings(config: ExperimentConfig) -> dict:
-    """The settings a cell's result depends on (the grid axes are in the cell's path)."""
+def cell_settings(config: ExperimentConfig, method: str) -> dict:
+    """The settings a cell of ``method`` depends on (the grid axes are in the cell's path).
+
+    The adapter's alignment is recorded as resolved for the backbone, so a later change of
+    the default makes the cells trained under the old one stale instead of silently reused.
+    ``answer_partner`` is left out for classification, where no token follows the prompt.
+    """
     settings = config.to_dict()
+    settings["adapter"] = dataclasses.asdict(adapter_settings(config, get_method(method)))
+    if not _generates(config):
+        del settings["adapter"]["answer_partner"]
     not_results = ("output_dir", "report_dir", "eval_batch_size")
     for axis in ("name", "languages", "methods", "seeds", *not_results):
         settings.pop(axis)
@@ -104,7 +129,19 @@ def cell_settings(config: ExperimentConfig) -> dict:
 
 def _run_settings(config: ExperimentConfig, method: str) -> dict:
     """What a cell's training depends on besides its TrainArgs (which training checks)."""
-    return {k: v for k, v in _relevant(cell_settings(config), method).items() if k != "stage2"}
+    settings = _relevant(cell_settings(config, method), method)
+    return {k: v for k, v in settings.items() if k != "stage2"}
+
+
+def adapter_settings(config: ExperimentConfig, method: Method) -> AdapterArgs:
+    """``config.adapter`` with the backbone's default alignment filled in for ``method``."""
+    return config.adapter.resolved(method.source, head_kind(config.backbone) == "causal_lm")
+
+
+def _generates(config: ExperimentConfig) -> bool:
+    """Whether the task's answers are generated after the prompt (QA on a causal LM)."""
+    qa = config.data.files is None and task_spec(config).kind == "qa"
+    return qa and head_kind(config.backbone) == "causal_lm"
 
 
 @dataclass
@@ -155,7 +192,7 @@ def prepare_method(
     elif method.mixup:
         model = XMixupModel.from_pretrained(model, adapter_dir)
     elif method.trains and adapter_dir is None:
-        adapter = config.adapter.flare_config(method.source)
+        adapter = adapter_settings(config, method).flare_config(method.source)
         model = FlareModel.from_base(model, adapter, latent)
     elif method.trains:
         model = FlareModel.from_pretrained(model, adapter_dir, latent)
@@ -228,7 +265,7 @@ def run_cell(
         directory.mkdir(parents=True, exist_ok=True)
         payload = {
             "cell": asdict(cell),
-            "settings": cell_settings(config),
+            "settings": cell_settings(config, cell.method),
             "results": [asdict(r) for r in results],
         }
         write_json_atomically(directory / RESULT_FILE, payload)
