@@ -181,7 +181,7 @@ def test_source_cache_refuses_position_alignment():
     model = FlareModel.from_base(tiny_model("llama"), FlareConfig(alignment="position"))
     model.source_cache = SourceCache()
     keys, batch = flare_batches()[0]
-    with pytest.raises(FlareError, match="cannot serve FlareConfig.alignment='position'"):
+    with pytest.raises(FlareError, match=r"cannot serve FlareConfig\.alignment='position'"):
         model(**batch, cache_keys=keys)
 
 
