@@ -417,3 +417,48 @@ def test_fusion_modules_match_dotted_names_as_peft_does():
     unmatched = FlareConfig(target_modules=["q_proj", "gate"], fusion_modules=["gate"])
     with pytest.raises(FlareError, match=r"no adapted layer matched fusion_modules=\['gate'\]"):
         FlareModel.from_base(tiny_model("llama"), unmatched)
+
+
+def test_bad_token_ids_and_lengths_are_one_line_errors():
+    # Found by a hostile-user pass: raw IndexError / RuntimeError from inside the model.
+    model = FlareModel.from_base(tiny_model("llama"), FlareConfig())
+    inputs = batch_inputs()
+    out_of_vocab = dict(inputs, source_input_ids=inputs["source_input_ids"] + 100)
+    with pytest.raises(FlareError, match=r"source_input_ids holds token id .* outside the vocab"):
+        model(**out_of_vocab)
+    with pytest.raises(FlareError, match=r"input_ids holds token id -\d+, outside"):
+        model(**dict(inputs, input_ids=inputs["input_ids"] - 10))
+    empty = dict(inputs, source_input_ids=torch.zeros(2, 0).long())
+    empty["source_attention_mask"] = torch.zeros(2, 0).long()
+    with pytest.raises(FlareError, match="source_input_ids has no tokens"):
+        model(**empty)
+    model.config.max_position_embeddings = 6  # Llama ran past it silently
+    with pytest.raises(FlareError, match=r"input_ids is 7 tokens long, but .* positions for 6"):
+        model(**inputs)
+
+
+@pytest.mark.parametrize("arch", ["bert", "xlm-roberta"])
+def test_a_source_longer_than_an_encoders_position_table_is_a_one_line_error(arch):
+    model = FlareModel.from_base(tiny_model(arch), FlareConfig())
+    limit = 64 if arch == "bert" else 70 - 2  # XLM-R positions start after padding_idx
+    ids = torch.randint(3, 60, (1, limit + 1))
+    target = {"input_ids": ids[:, :8], "attention_mask": torch.ones(1, 8).long()}
+    with pytest.raises(FlareError, match=f"source_input_ids is {limit + 1} tokens long"):
+        model(**target, source_input_ids=ids, source_attention_mask=torch.ones_like(ids))
+    with pytest.raises(FlareError, match=f"input_ids is {limit + 1} tokens long"):
+        model(input_ids=ids, attention_mask=torch.ones_like(ids), target_only=True)
+    fits = ids[:, :limit]
+    model(**target, source_input_ids=fits, source_attention_mask=torch.ones_like(fits))
+
+
+def test_saving_onto_a_file_or_an_unwritable_place_is_a_one_line_error(tmp_path):
+    model = FlareModel.from_base(tiny_model("llama"), FlareConfig())
+    a_file = tmp_path / "adapter"
+    a_file.write_text("not a directory")
+    with pytest.raises(FlareError, match=r"could not save the adapter to .*adapter"):
+        model.save_pretrained(a_file)
+    assert a_file.read_text() == "not a directory"  # nothing lost
+    blocked = tmp_path / "blocked"
+    (blocked / "adapter_model.safetensors").mkdir(parents=True)  # the weights file is a dir
+    with pytest.raises(FlareError, match=r"could not save the adapter to .*blocked"):
+        model.save_pretrained(blocked)

@@ -34,14 +34,19 @@ class LatentEncoder(nn.Module):
         """Load an HF encoder, or the encoder half of a seq2seq model (NLLB, M2M100, mT5)."""
         from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 
+        from flare_xlt.models.hub import hub_options
+        from flare_xlt.models.loading import resolve_source
+
         try:
-            config = AutoConfig.from_pretrained(name_or_path)
+            source, is_hub = resolve_source(name_or_path)
+            options = hub_options() if is_hub else {}
+            config = AutoConfig.from_pretrained(source, **options)
             if config.is_encoder_decoder:
-                model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path, dtype=dtype)
+                model = AutoModelForSeq2SeqLM.from_pretrained(source, dtype=dtype, **options)
                 encoder = model.get_encoder()
             else:
-                encoder = AutoModel.from_pretrained(name_or_path, dtype=dtype)
-        except (OSError, ValueError, SafetensorError) as err:  # missing/torn files, bad config
+                encoder = AutoModel.from_pretrained(source, dtype=dtype, **options)
+        except (OSError, ValueError, SafetensorError, ModelUnavailableError) as err:
             raise ModelUnavailableError(
                 f"could not load latent encoder {name_or_path!r}: {str(err).splitlines()[0]}"
             ) from None

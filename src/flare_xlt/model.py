@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import errno
 import inspect
 import re
 from collections.abc import Sequence
@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
@@ -20,6 +21,7 @@ from flare_xlt.alignment import (
     default_alignment,
     pack_real_tokens_first,
 )
+from flare_xlt.base_identity import check_same_base, describe_base, weights_fingerprint
 from flare_xlt.cache import SourceCache
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
@@ -37,6 +39,8 @@ from flare_xlt.models.loading import is_decoder_config
 from flare_xlt.source import LATENT_KEY, FusionContext, SourceBatch, hidden_state_key
 
 PROJECTION_FILE = "latent_projection.safetensors"
+# What a source cache's producer record names of the model (its weights are fingerprinted).
+DESCRIBED_SOURCE_MODEL = ("model_type", "hidden_size", "num_hidden_layers", "name_or_path")
 
 
 @dataclass(frozen=True)
@@ -118,10 +122,17 @@ class FlareModel(nn.Module):
         base_model: nn.Module,
         directory: str | Path,
         latent_encoder: LatentEncoder | None = None,
+        allow_different_base: bool = False,
     ) -> FlareModel:
-        """Load adapters saved by :meth:`save_pretrained` onto ``base_model``."""
+        """Load adapters saved by :meth:`save_pretrained` onto ``base_model``.
+
+        The base must be the one the adapter was trained on (same config settings and
+        weights fingerprint, see :mod:`flare_xlt.base_identity`); ``allow_different_base``
+        accepts another base of the same architecture and size on purpose.
+        """
         config, meta = FlareConfig.load_file(directory)
-        _check_same_base(base_model, meta.get("base_model", {}), directory)
+        saved_base = meta.get("base_model", {})
+        check_same_base(base_model, saved_base, directory, allow_different_base)
         if config.source != "latent" and latent_encoder is not None:
             raise FlareError(
                 f"{directory} is not a FLARE-MT adapter (source={config.source!r}): "
@@ -143,9 +154,18 @@ class FlareModel(nn.Module):
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write peft adapter files, ``flare_config.json`` and, for FLARE-MT, the projection."""
-        Path(directory).mkdir(parents=True, exist_ok=True)
+        try:
+            self._write(Path(directory))
+        except (OSError, SafetensorError) as err:  # a file in the way, read-only, disk full
+            reason = getattr(err, "strerror", None) or str(err).splitlines()[0]
+            raise FlareError(f"could not save the adapter to {directory}: {reason}") from None
+
+    def _write(self, directory: Path) -> None:
+        if directory.exists() and not directory.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "it is a file, not a directory")
+        directory.mkdir(parents=True, exist_ok=True)
         save_adapter(self.peft_model, directory)
-        extra = {"base_model": _describe_base(self.hf_model)}
+        extra = {"base_model": describe_base(self.hf_model)}
         if self.latent_encoder is not None:
             extra["latent_encoder"] = {"name_or_path": self.latent_encoder.name_or_path}
             save_file(
@@ -237,6 +257,7 @@ class FlareModel(nn.Module):
         """
         batch_size = _batch_size(input_ids, kwargs.get("inputs_embeds"))
         check_ids("input_ids", input_ids, attention_mask, "attention_mask", None)
+        self._check_tokens("input_ids", input_ids, self.hf_model)
         self.context.clear()
         self.context.source = self._source_batch(
             batch_size,
@@ -277,6 +298,7 @@ class FlareModel(nn.Module):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         check_ids("input_ids", input_ids, attention_mask, "attention_mask", None)
+        self._check_tokens("input_ids", input_ids, self.hf_model)
         self.context.clear()
         self.context.source = self._source_batch(
             input_ids.shape[0],
@@ -295,6 +317,25 @@ class FlareModel(nn.Module):
                 )
         finally:
             self.context.clear()
+
+    def _check_tokens(self, name: str, ids: Tensor | None, producer: nn.Module) -> None:
+        """One-line errors for ids outside ``producer``'s vocabulary or a sequence longer
+        than its position table (``ids``: ``[B, T]``)."""
+        if ids is None or ids.numel() == 0:
+            return
+        try:
+            vocab = getattr(producer.get_input_embeddings(), "num_embeddings", None)
+        except (AttributeError, NotImplementedError):  # a custom latent encoder
+            vocab = None
+        low, high = int(ids.min()), int(ids.max())
+        if vocab is not None and (low < 0 or high >= vocab):
+            bad = low if low < 0 else high
+            raise FlareError(
+                f"{name} holds token id {bad}, outside the vocabulary of "
+                f"{type(producer).__name__} (0..{vocab - 1}): was it made by another tokenizer?"
+            )
+        if name == "input_ids":
+            _check_length(name, ids.shape[1], producer)
 
     # ------------------------------------------------------------------ source side
     def _source_batch(
@@ -328,8 +369,17 @@ class FlareModel(nn.Module):
                 "to run without a source on purpose"
             )
         check_ids(ids_name, ids, mask, ids_name.replace("input_ids", "attention_mask"), batch_size)
+        if ids.shape[1] == 0:
+            raise FlareError(
+                f"{ids_name} has no tokens (shape {tuple(ids.shape)}); pass target_only=True "
+                "to run without a source on purpose"
+            )
         if mask is None:
             mask = torch.ones_like(ids)
+        producer = self.latent_encoder.encoder if kind == "latent" else self.hf_model
+        real = ids[mask.bool()]
+        self._check_tokens(ids_name, real.view(1, -1) if real.numel() else ids[:, :0], producer)
+        _check_length(ids_name, int(mask.bool().sum(dim=-1).max()), producer)
         if cache_keys is not None and len(cache_keys) != batch_size:
             raise FlareError(
                 f"cache_keys has {len(cache_keys)} entries for a batch of {batch_size}"
@@ -399,10 +449,11 @@ class FlareModel(nn.Module):
         }
         if config.source == "latent":
             producer["latent_encoder"] = self.latent_encoder.name_or_path
-            producer["weights"] = _frozen_weights_fingerprint(self.latent_encoder.encoder)
+            producer["weights"] = weights_fingerprint(self.latent_encoder.encoder)
         else:
-            producer["model"] = _describe_base(self.hf_model)
-            producer["weights"] = _frozen_weights_fingerprint(self.hf_model)
+            base = describe_base(self.hf_model)
+            producer["model"] = {key: base[key] for key in DESCRIBED_SOURCE_MODEL}
+            producer["weights"] = base["weights"]
         return producer
 
     @torch.no_grad()
@@ -573,41 +624,26 @@ def checked_prompt_lengths(
     return prompt_lengths
 
 
+# Encoders whose position ids start after the padding index (``padding_idx + 1``).
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text")
+
+
+def _check_length(name: str, length: int, model: nn.Module) -> None:
+    """FlareError when ``length`` tokens do not fit ``model``'s position table."""
+    config = getattr(model, "config", None)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    limit = getattr(text, "max_position_embeddings", None)
+    if not isinstance(limit, int):
+        return
+    if getattr(text, "model_type", None) in _OFFSET_POSITIONS:
+        limit -= (getattr(text, "pad_token_id", None) or 0) + 1
+    if length > limit:
+        raise FlareError(
+            f"{name} is {length} tokens long, but {type(model).__name__} has positions for "
+            f"{limit}: truncate it (e.g. data.max_length)"
+        )
+
+
 def _hidden_size(model: nn.Module) -> int:
     config = model.config
     return getattr(config, "hidden_size", None) or config.get_text_config().hidden_size
-
-
-def _describe_base(model: nn.Module) -> dict:
-    config = model.config
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    return {
-        "model_type": config.model_type,
-        "hidden_size": getattr(text, "hidden_size", None),
-        "num_hidden_layers": getattr(text, "num_hidden_layers", None),
-        "name_or_path": getattr(config, "_name_or_path", None),
-    }
-
-
-def _frozen_weights_fingerprint(module: nn.Module, samples: int = 16) -> str:
-    """SHA-256 over each frozen parameter's name, shape and ``samples`` evenly spaced values:
-    cheap for a billion weights, and changed by any merge or fine-tuning of a matrix."""
-    digest = hashlib.sha256()
-    for name, param in module.named_parameters():
-        if param.requires_grad:
-            continue
-        flat = param.detach().flatten()
-        picked = flat[:: max(1, flat.numel() // samples)][:samples].float().cpu()
-        digest.update(f"{name}{tuple(param.shape)}".encode())
-        digest.update(picked.numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _check_same_base(model: nn.Module, saved: dict, directory: str | Path) -> None:
-    current = _describe_base(model)
-    for key in ("model_type", "hidden_size", "num_hidden_layers"):
-        if saved.get(key) is not None and saved[key] != current[key]:
-            raise FlareError(
-                f"adapter in {directory} was trained on a base model with {key}={saved[key]!r}, "
-                f"but this base model has {key}={current[key]!r}"
-            )

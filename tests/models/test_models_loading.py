@@ -126,16 +126,36 @@ def test_unreachable_hub_id_is_one_clear_line(monkeypatch):
     message = str(info.value)
     assert time.monotonic() - start < 10
     assert "\n" not in message
-    assert "could not reach" in message
+    assert "could not load Hugging Face model id" in message and "HF_HUB_OFFLINE" in message
     assert "'nonexistent-org/nonexistent-model-xyz'" in message
     assert "gemma-3-270m" in message and "multilingual-e5-small" in message
     assert info.value.__suppress_context__
 
 
-@pytest.mark.parametrize("path", ["./no-such-dir", "/no/such/dir", "~/no-such-flare-model"])
+@pytest.mark.parametrize(
+    "path", ["./no-such-dir", "/no/such/dir", "~/no-such-flare-model", "runs/stage1/model"]
+)
 def test_missing_local_directory(path):
-    with pytest.raises(ModelUnavailableError, match="not a model directory"):
+    # runs/stage1/model used to end in the hub's "Repo id must be in the form ..."
+    with pytest.raises(ModelUnavailableError, match=r"model directory .* not found"):
         load_backbone(path)
+
+
+def test_a_file_is_not_a_model_directory(tmp_path):
+    (tmp_path / "weights.bin").write_text("")
+    with pytest.raises(ModelUnavailableError, match="not a model directory"):
+        load_backbone(str(tmp_path / "weights.bin"))
+
+
+def test_an_unreachable_hub_fails_at_once_without_retries(monkeypatch):
+    # Found by a hostile-user pass: without HF_HUB_OFFLINE an unreachable hub cost 46 s of
+    # transformers' retries before the error. The hub's address is now probed once.
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: refused
+    start = time.monotonic()
+    with pytest.raises(ModelUnavailableError, match=r"http://127\.0\.0\.1:9 cannot be reached"):
+        load_backbone("nonexistent-org/nonexistent-model-xyz", task="encoder")
+    assert time.monotonic() - start < 10
 
 
 def test_truncated_weights_are_one_clear_line(llama_dir, tmp_path):

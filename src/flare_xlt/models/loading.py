@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
-from huggingface_hub import constants as hub_constants
 from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
@@ -25,6 +23,7 @@ from transformers.models.auto.modeling_auto import (
 )
 
 from flare_xlt.errors import FlareError, ModelUnavailableError
+from flare_xlt.models.hub import hub_options, hub_state
 from flare_xlt.models.prepare import prepare_model
 from flare_xlt.models.registry import BUILTIN_MODELS
 
@@ -62,8 +61,8 @@ def load_backbone(
         raise FlareError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
     if num_labels is not None and task != "sequence_classification":
         raise FlareError(f"num_labels applies to task 'sequence_classification', not {task!r}")
-    source, is_hub = _resolve(name_or_path)
-    hub_kwargs = {"local_files_only": True} if is_hub and _offline() else {}
+    source, is_hub = resolve_source(name_or_path)
+    hub_kwargs = hub_options() if is_hub else {}
     try:
         config = AutoConfig.from_pretrained(source, **hub_kwargs)
         tokenizer = AutoTokenizer.from_pretrained(source, **hub_kwargs)
@@ -109,32 +108,35 @@ def _load_model(
     return model
 
 
-def _resolve(name_or_path: str) -> tuple[str, bool]:
-    """``(source for from_pretrained, whether it is a hub id)``."""
+def resolve_source(name_or_path: str) -> tuple[str, bool]:
+    """``(source for from_pretrained, whether it is a hub id)``; a one-line
+    :class:`ModelUnavailableError` for a path that is not a model directory."""
     if name_or_path in BUILTIN_MODELS:
         return str(prepare_model(name_or_path, verify=False)), False
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return str(path), False
-    if path.exists() or name_or_path.startswith((".", "/", "~")):
+    if path.exists():
         raise ModelUnavailableError(f"{name_or_path!r} is not a model directory")
+    if looks_like_a_path(name_or_path):
+        raise ModelUnavailableError(
+            f"model directory {name_or_path!r} not found (built-in offline models: "
+            f"{', '.join(BUILTIN_MODELS)})"
+        )
     return name_or_path, True
 
 
-def _offline() -> bool:
-    """HF offline mode, honouring HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE set after import."""
-    flags = (os.environ.get(var, "") for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-    on = any(flag.strip().lower() in {"1", "true", "yes", "on"} for flag in flags)
-    return on or hub_constants.HF_HUB_OFFLINE
+def looks_like_a_path(name: str) -> bool:
+    """A name no hub id can be (hub ids are ``name`` or ``namespace/name``)."""
+    return name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1
 
 
 def _unavailable(name: str, is_hub: bool, err: Exception) -> ModelUnavailableError:
     if not is_hub:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         return ModelUnavailableError(f"could not load model directory {name!r}: {reason}")
-    mode = " (HF_HUB_OFFLINE is set)" if _offline() else ""
     return ModelUnavailableError(
-        f"could not reach Hugging Face model id {name!r}{mode}: offline, no network, or no "
+        f"could not load Hugging Face model id {name!r}{hub_state()}: offline, no network, or no "
         f"such model; built-in offline models: {', '.join(BUILTIN_MODELS)}"
     )
 

@@ -6,7 +6,8 @@ from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from flare_xlt.errors import ModelUnavailableError
 from flare_xlt.models import BUILTIN_MODELS, load_backbone
-from flare_xlt.models.loading import is_decoder_config
+from flare_xlt.models.hub import hub_options
+from flare_xlt.models.loading import is_decoder_config, resolve_source
 from flare_xlt.recipes.features import HeadKind
 from flare_xlt.tasks import TaskSpec
 
@@ -17,9 +18,10 @@ def head_kind(name_or_path: str) -> HeadKind:
     """``causal_lm`` for decoder LLMs, ``classifier`` for encoders."""
     if name_or_path in BUILTIN_MODELS:
         return "causal_lm" if BUILTIN_MODELS[name_or_path].kind == "decoder" else "classifier"
+    source, is_hub = resolve_source(name_or_path)
     try:
-        config = AutoConfig.from_pretrained(name_or_path)
-    except OSError as err:
+        config = AutoConfig.from_pretrained(source, **(hub_options() if is_hub else {}))
+    except (OSError, ValueError) as err:
         raise ModelUnavailableError(
             f"could not read the config of {name_or_path!r}: {str(err).splitlines()[0]}"
         ) from None

@@ -28,6 +28,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from flare_xlt.errors import FlareError, ModelUnavailableError
 from flare_xlt.languages import resolve_language
+from flare_xlt.models.hub import hub_options
 from flare_xlt.translate.base import ModelLanguage
 from flare_xlt.translate.codes import SCHEMES, detect_scheme, model_language
 from flare_xlt.translate.segment import joiner, segment_passage
@@ -117,6 +118,8 @@ class HFSeq2SeqTranslator:
         if device is not None:
             device = _available_device(device)
         kwargs: dict[str, Any] = {"revision": revision}
+        if not Path(name_or_path).is_dir():  # a hub id: fail at once when it cannot be reached
+            kwargs.update(hub_options())
         try:
             tokenizer = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
             if dtype is not None:
