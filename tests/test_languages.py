@@ -1,11 +1,20 @@
-"""The language registry: code resolution and FLORES-200 codes."""
+"""The language registry: code resolution, codes outside the registry, FLORES-200 codes."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
+from flare_xlt import languages
 from flare_xlt.errors import FlareError
-from flare_xlt.languages import LANGUAGES, FloresResolution, flores_code, resolve_language
+from flare_xlt.languages import (
+    LANGUAGES,
+    FloresResolution,
+    flores_code,
+    language_code,
+    resolve_language,
+)
 
 NUSAX_TARGETS = ("ace", "ban", "bjn", "bug", "jav", "mad", "min", "nij", "sun", "bbc", "ind")
 XNLI = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh")
@@ -125,3 +134,39 @@ def test_languages_without_flores_code_need_an_explicit_fallback(code):
 def test_bad_fallback_is_rejected(fallback):
     with pytest.raises(FlareError, match="fallback"):
         flores_code("bbc", fallback=fallback)
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("javanese", "jav"),  # a registry language: its ISO 639-3 code
+        ("jav_Latn", "jav"),
+        ("quy_Latn", "quy_Latn"),  # outside the registry: used as given
+        ("yor_Latn", "yor_Latn"),
+        (" quy ", "quy"),
+        ("gn", "gn"),
+        ("aym", "aym"),
+    ],
+)
+def test_language_code_keeps_wellformed_codes_outside_the_registry(code, expected):
+    assert language_code(code) == expected
+
+
+def test_a_code_outside_the_registry_is_noted_once(caplog):
+    languages._note_unlisted.cache_clear()  # as in a fresh process
+    with caplog.at_level(logging.INFO, logger="flare_xlt"):
+        for _ in range(3):
+            language_code("qvi_Latn")
+    notes = [r.getMessage() for r in caplog.records]
+    assert notes == ["note: language 'qvi_Latn' is not in the registry; used as given"]
+
+
+@pytest.mark.parametrize("code", ["java nese", "123", "QUY", "quy-latn", "q", "", None])
+def test_language_code_refuses_what_is_no_code(code):
+    with pytest.raises(FlareError, match=r"not in the registry.*ISO 639-3 code \(three lowercase"):
+        language_code(code)
+
+
+def test_language_code_suggests_close_registry_codes():
+    with pytest.raises(FlareError, match=r"did you mean javanese"):
+        language_code("java nese")

@@ -11,17 +11,27 @@ and TyDiQA (``swahili``), English names, or FLORES-200 codes (``swh_Latn``).
 Madurese (mad) and Ngaju (nij) have none; the reference code silently
 translated them as Indonesian, here a fallback must be asked for explicitly and
 is recorded in the result.
+
+A user's own data may be in a language the registry does not list:
+:func:`language_code` accepts any well-formed code for it (ISO 639-3 ``quy``,
+ISO 639-1 ``gn``, or a ``code_Script`` tag such as ``quy_Latn``) and keeps it
+as given, with a note logged once per code.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
+import logging
 import re
 from dataclasses import dataclass
 
 from flare_xlt.errors import FlareError
 
 _FLORES_PATTERN = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}$")
+# Codes accepted for languages outside the registry: ISO 639-1, ISO 639-3, code_Script.
+_UNLISTED_PATTERN = re.compile(r"^[a-z]{2,3}(_[A-Z][a-z]{3})?$")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -132,10 +142,45 @@ def resolve_language(code: str) -> Language:
     key = _normalise(code) if isinstance(code, str) else ""
     if key in _INDEX:
         return _INDEX[key]
-    close = difflib.get_close_matches(key, _INDEX, n=5, cutoff=0.6)
+    close = _close_codes(key)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     known = ", ".join(language.iso639_3 for language in LANGUAGES)
     raise FlareError(f"unknown language {code!r}{hint} (known ISO 639-3 codes: {known})")
+
+
+def _close_codes(key: str) -> list[str]:
+    """Registry codes that look like ``key`` (a normalised code), closest first."""
+    return difflib.get_close_matches(key, _INDEX, n=5, cutoff=0.6)
+
+
+def language_code(code: str) -> str:
+    """The identifier of a target language of a user's own data.
+
+    A registry language gives its ISO 639-3 code (``javanese`` -> ``jav``). Any other
+    ISO 639-3 code (three lowercase letters, ``quy``), ISO 639-1 code (``gn``) or
+    ``code_Script`` tag (``quy_Latn``) is kept as given, and a note says so once.
+    Anything else raises :class:`FlareError`.
+    """
+    try:
+        return resolve_language(code).iso639_3
+    except FlareError:
+        tag = code.strip() if isinstance(code, str) else ""
+        if not _UNLISTED_PATTERN.match(tag):
+            close = _close_codes(_normalise(tag))
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise FlareError(
+                f"unknown language {code!r}: not in the registry{hint}, and not an ISO 639-3 "
+                "code (three lowercase letters, e.g. quy), an ISO 639-1 code (e.g. gn) or a "
+                "code_Script tag (e.g. quy_Latn)"
+            ) from None
+    _note_unlisted(tag)
+    return tag
+
+
+@functools.cache
+def _note_unlisted(code: str) -> None:
+    """Log, once per code and process, that ``code`` is used as given."""
+    logger.info("note: language %r is not in the registry; used as given", code)
 
 
 @dataclass(frozen=True)

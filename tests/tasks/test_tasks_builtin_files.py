@@ -76,7 +76,9 @@ def test_missing_files_and_uncovered_languages(tmp_path):
     with pytest.raises(FlareError, match="NusaX-senti has no Swahili"):
         load_split("nusax_senti", "sw", "train", data)
     with pytest.raises(FlareError, match="split must be one of"):
-        load_split("nusax_senti", "jav", "dev", data)
+        load_split("nusax_senti", "jav", "valid", data)
+    with pytest.raises(FlareError, match=r"javanese/valid.csv: file: file not found"):
+        load_split("nusax_senti", "jav", "dev", data)  # dev is the validation split
     with pytest.raises(FlareError, match="nusax_senti has no machine-translated English"):
         load_split("nusax_senti", "jav", "train", data, english_side="machine")
     with pytest.raises(FlareError, match="does not exist"):

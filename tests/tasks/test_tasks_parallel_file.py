@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from task_files import squad_document, write_csv, write_jsonl
 
+from flare_xlt import languages
 from flare_xlt.errors import FlareError
 from flare_xlt.tasks import ClassificationExample, DataFileError, QAExample, load_parallel_file
 
@@ -33,16 +35,30 @@ def test_csv_classification(tmp_path):
     assert loaded.report.rows == 2 and not loaded.report.skipped
 
 
-def test_pairs_optional_columns_and_unknown_language(tmp_path):
+def test_pairs_optional_columns_and_unknown_language(tmp_path, caplog):
     header = ["target_text", "target_text_pair", "label", "genre"]
     path = write_csv(tmp_path / "nli.tsv", [header, ["p", "h", "yes", "x"]], delimiter="\t")
-    loaded = load_parallel_file(path, "classification", ["yes", "no"], "quechua", task_name="nli")
+    languages._note_unlisted.cache_clear()  # as in a fresh process
+    with caplog.at_level(logging.INFO, logger="flare_xlt"):
+        for _ in range(2):
+            loaded = load_parallel_file(
+                path, "classification", ["yes", "no"], "qxq", task_name="nli"
+            )
     example = loaded[0]
-    assert example == ClassificationExample("nli-2", "quechua", ("p", "h"), 0, None)
+    assert example == ClassificationExample("nli-2", "qxq", ("p", "h"), 0, None)
     notes = " ".join(loaded.report.notes)
-    assert "ignored unknown columns: genre" in notes
-    assert "not in the registry" in notes and "no English side" in notes
+    assert "ignored unknown columns: genre" in notes and "no English side" in notes
+    noted = [r.getMessage() for r in caplog.records if "not in the registry" in r.getMessage()]
+    assert noted == ["note: language 'qxq' is not in the registry; used as given"]  # once
     assert loaded.spec.prompt.fields == ("text", "text_pair")
+
+
+@pytest.mark.parametrize("language", ["java nese", "123", "quechua"])
+def test_a_language_that_is_no_code_is_refused(tmp_path, language):
+    # a well-formed code outside the registry is kept; a name or garbage is not a code
+    path = write_csv(tmp_path / "ok.csv", [HEADER, ["1", "s", "t", "neutral"]])
+    with pytest.raises(FlareError, match=f"unknown language '{language}': not in the registry"):
+        load(path, language=language)
 
 
 def test_jsonl_labels_by_name_or_index(tmp_path):
@@ -157,6 +173,22 @@ def test_malformed_csv_quoting(tmp_path):
     _error(tmp_path, path, "line 3", "malformed CSV")
     path.write_text('target_text,label\n"never closed,neutral\n', encoding="utf-8")
     _error(tmp_path, path, "malformed CSV")
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ('target_text,label\n"ok",neutral\n"never closed,neutral\nx,neutral\ny,neutral\n', 3),
+        # a multi-line field with a doubled quote closes; the quote on line 4 does not
+        ('target_text,label\n"two\nlines ""q""",neutral\nok,"neutral\n\nz,neutral\n', 4),
+        ('"target_text,label\nx,neutral\n', 1),
+    ],
+)
+def test_an_unclosed_quote_is_reported_where_it_opened(tmp_path, text, line):
+    # found by review: it was reported on the file's last line, far from the mistake
+    path = tmp_path / "quote.csv"
+    path.write_text(text, encoding="utf-8")
+    _error(tmp_path, path, f"line {line}: malformed CSV: a quoted field opened on this line")
 
 
 def test_missing_empty_and_unsupported_files(tmp_path):

@@ -113,6 +113,44 @@ def evaluate(
 
 
 @app.command()
+def predict(
+    method: Annotated[str, typer.Option(help="The method the adapter was trained with.")],
+    input_: Annotated[
+        Path,
+        typer.Option(
+            "--input",
+            help="CSV, TSV or JSONL of target texts (target_text; source_text, the English, "
+            "for flare, translate_test, input_fusion and x_mixup; optional id).",
+        ),
+    ],
+    output: Annotated[Path, typer.Option(help="JSONL predictions; an unfinished one resumes.")],
+    lang: Annotated[
+        str | None, typer.Option(help="Target language (default: the config's only one).")
+    ] = None,
+    adapter: Annotated[
+        Path | None, typer.Option(help="Adapter directory (trained methods only).")
+    ] = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    data_dir: DataDirOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Label your own unlabeled file with a saved adapter (or the stage-1 model)."""
+    from flare_xlt.recipes import load_config
+    from flare_xlt.recipes import predict as predict_file
+
+    overrides = [*(set_ or []), f"methods=[{method}]", *([f"languages=[{lang}]"] if lang else [])]
+    settings = load_config(config, overrides, values=_paths(data_dir=data_dir))
+    summary = predict_file(
+        settings, method, input_, output, adapter_dir=adapter, progress=not quiet
+    )
+    typer.echo(
+        f"wrote {summary.rows} predictions to {summary.output} "
+        f"({summary.predicted} predicted now; record: {summary.record})"
+    )
+
+
+@app.command()
 def demo(
     data_dir: DataDirOption = None,
     output_dir: Annotated[Path | None, typer.Option(help="Where to write the run.")] = None,

@@ -10,6 +10,7 @@ from flare_xlt.recipes.config import (
 from flare_xlt.recipes.demo import demo_settings
 from flare_xlt.recipes.experiment import combine_reports, grid, run_experiment, write_report
 from flare_xlt.recipes.methods import METHODS, Method, get_method
+from flare_xlt.recipes.prediction import PredictionSummary, predict
 from flare_xlt.recipes.stage1 import run_stage1
 from flare_xlt.recipes.stage2 import Cell, evaluate_language, prepare_method, run_cell
 
@@ -20,6 +21,7 @@ __all__ = [
     "DataArgs",
     "ExperimentConfig",
     "Method",
+    "PredictionSummary",
     "TrainArgs",
     "combine_reports",
     "demo_settings",
@@ -27,6 +29,7 @@ __all__ = [
     "get_method",
     "grid",
     "load_config",
+    "predict",
     "prepare_method",
     "run_cell",
     "run_experiment",

@@ -20,7 +20,7 @@ import yaml
 from flare_xlt.alignment import DEFAULT_ANSWER_PARTNER, default_alignment
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
-from flare_xlt.languages import resolve_language
+from flare_xlt.languages import language_code, resolve_language
 from flare_xlt.recipes.methods import get_method
 from flare_xlt.recipes.training import TrainArgs
 from flare_xlt.tasks import get_task_spec
@@ -68,6 +68,12 @@ class DataArgs:
     with ``{language}`` and ``{split}`` placeholders (e.g. ``data/{language}.{split}.jsonl``)
     to CSV/JSONL files with ``source_text``, ``target_text``, ``label`` columns; then
     ``label_names`` lists the classes and ``metric`` (default ``accuracy``) scores them.
+    ``{language}`` is filled in with each entry of ``languages`` as written there, which
+    may be a language outside the registry (an ISO 639-3 code such as ``quy``, an ISO 639-1
+    code such as ``gn``, or a ``code_Script`` tag such as ``quy_Latn``). ``{split}`` is
+    filled in with ``train``, ``validation`` and ``test``; the validation file may instead
+    be named ``dev`` (``validation`` is read when it exists, else ``dev``; a folder with
+    both is refused as ambiguous). See :mod:`flare_xlt.tasks.splits`.
     """
 
     data_dir: str | None = None
@@ -144,7 +150,7 @@ class ExperimentConfig:
                 f"data.files={self.data.files!r} needs a {{language}} placeholder: "
                 f"{len(self.languages)} languages would all read the same file"
             )
-        _refuse_duplicates("languages", [resolve_language(x).iso639_3 for x in self.languages])
+        _refuse_duplicates("languages", [self._language_id(x) for x in self.languages])
         _refuse_duplicates("methods", self.methods)
         _refuse_duplicates("seeds", self.seeds)
         if self.eval_batch_size < 1:
@@ -160,6 +166,22 @@ class ExperimentConfig:
                 f"data.english_side={self.data.english_side!r}: choose 'human' or 'machine'"
             )
         self.adapter.flare_config("model")  # validates the adapter settings
+
+    def _language_id(self, language: str) -> str:
+        """The code ``language`` stands for, which identifies it among ``languages``.
+
+        With your own files (``data.files``) any well-formed language code is accepted;
+        a built-in task needs a registry language.
+        """
+        if self.data.files is not None:
+            return language_code(language)
+        try:
+            return resolve_language(language).iso639_3
+        except FlareError as err:
+            raise FlareError(
+                f"{err}; built-in tasks cover registry languages only (a language outside "
+                "the registry works with your own files: data.files)"
+            ) from None
 
     @property
     def root(self) -> Path:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from pathlib import Path
 
 from flare_xlt.errors import FlareError
 from flare_xlt.recipes.config import ExperimentConfig
+from flare_xlt.recipes.methods import get_method
 from flare_xlt.tasks import (
     ClassificationExample,
     LoadedSplit,
@@ -17,6 +19,8 @@ from flare_xlt.tasks import (
     load_parallel_file,
     load_task,
 )
+from flare_xlt.tasks.load import resolve_data_dir
+from flare_xlt.tasks.splits import FILE_NAMES, SPLITS
 
 SUBSAMPLE_SEED = 0
 
@@ -97,15 +101,57 @@ def prompt_template(config: ExperimentConfig, spec: TaskSpec) -> PromptTemplate:
     return spec.prompt
 
 
+def split_file(config: ExperimentConfig, language: str, split: str) -> Path:
+    """The file of ``split`` in ``language`` under ``data.files``.
+
+    The validation file is the ``validation`` one if it exists, else the ``dev`` one
+    (:data:`~flare_xlt.tasks.splits.FILE_NAMES`); both at once are refused as ambiguous.
+    """
+    candidates = [
+        Path(config.data.files.format(language=language, split=name)) for name in FILE_NAMES[split]
+    ]
+    found = [path for path in candidates if path.is_file()]
+    if len(found) > 1:
+        raise FlareError(
+            f"both {found[0]} and {found[1]} exist: keep one {split} file for {language}"
+        )
+    if not found:
+        tried = " or ".join(str(path) for path in candidates)
+        raise FlareError(f"no {split} file for {language}: {tried} not found (data.files)")
+    return found[0]
+
+
+def data_provenance(config: ExperimentConfig) -> dict:
+    """Where the grid's data come from, for the results' provenance.
+
+    Own files: the path of every file the grid reads, by language and split (test for
+    every language; train and validation for the first, which stage 1 reads, and for
+    all when a method trains). Built-in tasks: the data directory that was used, or the
+    Hugging Face Hub when none was found.
+    """
+    if config.data.files is None:
+        directory = resolve_data_dir(config.data.data_dir)
+        return {"data_dir": str(directory.resolve()) if directory else "Hugging Face Hub"}
+    trains = any(get_method(name).trains for name in config.methods)
+    files = {}
+    for language in config.languages:
+        splits = SPLITS if trains or language == config.languages[0] else ("test",)
+        files[language] = {
+            split: str(split_file(config, language, split).resolve()) for split in splits
+        }
+    return {"files": files}
+
+
 def _custom_split(config: ExperimentConfig, language: str, split: str) -> LoadedSplit:
-    path = config.data.files.format(language=language, split=split)
+    """The split read from its file; the log names the split and the file it came from."""
     loaded = load_parallel_file(
-        path,
+        split_file(config, language, split),
         "classification",
         config.data.label_names,
         language,
         task_name=config.task,
         metric=config.data.metric,
     )
+    loaded = dataclasses.replace(loaded, split=split)  # not the file's stem
     loaded.log_report()
     return loaded

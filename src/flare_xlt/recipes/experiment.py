@@ -22,7 +22,7 @@ from flare_xlt.evaluate import (
 )
 from flare_xlt.jsonfile import read_json_object
 from flare_xlt.recipes.config import ExperimentConfig
-from flare_xlt.recipes.data import check_languages, task_spec
+from flare_xlt.recipes.data import check_languages, data_provenance, task_spec
 from flare_xlt.recipes.distributed import is_main_process, wait_for_everyone
 from flare_xlt.recipes.methods import get_method
 from flare_xlt.recipes.stage1 import MARKER as STAGE1_MARKER
@@ -118,7 +118,7 @@ def write_report(config: ExperimentConfig, results: list[RunResult], timings: di
     markdown = to_markdown(table, title=title)
     provenance = {
         "task": config.task,
-        "data_dir": str(config.data.data_dir or "default (FLARE_DATA_DIR or ../shared/data)"),
+        **data_provenance(config),
         "english_side_at_test": config.data.english_side,
         "stage1": read_json_object(stage1_record),
     }

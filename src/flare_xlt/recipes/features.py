@@ -10,7 +10,7 @@ FLARE-MT), ``labels`` (class index) and ``cache_key`` (the example id).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -18,6 +18,7 @@ from transformers import PreTrainedTokenizerBase
 
 from flare_xlt.errors import FlareError
 from flare_xlt.recipes.methods import Method
+from flare_xlt.recipes.truncation import Truncations
 from flare_xlt.tasks import ClassificationExample, PromptTemplate
 
 HeadKind = Literal["causal_lm", "classifier"]
@@ -35,6 +36,7 @@ class Featurizer:
         method: decides the main input and the extra streams.
         max_length: token limit of one side; concatenated input gets twice this.
         latent_tokenizer: tokenizer of the FLARE-MT latent encoder.
+        truncations: how many texts of each stream were cut to their limit.
     """
 
     tokenizer: PreTrainedTokenizerBase
@@ -43,30 +45,39 @@ class Featurizer:
     method: Method
     max_length: int = 128
     latent_tokenizer: PreTrainedTokenizerBase | None = None
+    truncations: Truncations = field(default_factory=Truncations, repr=False, compare=False)
 
     def __call__(self, example: ClassificationExample) -> dict:
         if self.method.main_input == "concat":
             texts = _concatenate(example, "\n" if self.head == "causal_lm" else " ")
-            main = self._encode(texts, 2 * self.max_length)
+            main = self._encode(texts, 2 * self.max_length, "input")
         else:
-            main = self._encode(_side(example, self.method.main_input), self.max_length)
+            main = self._encode(_side(example, self.method.main_input), self.max_length, "input")
         feature = {"input_ids": main, "labels": example.label, "cache_key": example.id}
         if self.method.english_pass:
-            feature["source_input_ids"] = self._encode(_side(example, "source"), self.max_length)
+            english = _side(example, "source")
+            feature["source_input_ids"] = self._encode(english, self.max_length, "English")
         elif self.method.source == "latent":
             if self.latent_tokenizer is None:
                 raise FlareError(f"method {self.method.name!r} needs a latent encoder tokenizer")
-            feature["latent_input_ids"] = _truncate(
-                self.latent_tokenizer(" ".join(example.target))["input_ids"], self.max_length
-            )
+            ids = self.latent_tokenizer(" ".join(example.target))["input_ids"]
+            feature["latent_input_ids"] = self._cut(ids, self.max_length, "latent")
         return feature
 
-    def _encode(self, texts: Sequence[str], max_length: int) -> list[int]:
+    def _encode(self, texts: Sequence[str], max_length: int, stream: str) -> list[int]:
         if self.head == "causal_lm":
             prompt = self.template.format(*texts).rstrip(" ")
-            return _truncate(self.tokenizer(prompt)["input_ids"], max_length)
-        encoded = self.tokenizer(*texts, truncation=True, max_length=max_length)
-        return encoded["input_ids"]
+            return self._cut(self.tokenizer(prompt)["input_ids"], max_length, stream)
+        ids = self.tokenizer(*texts, verbose=False)["input_ids"]  # counted before the cut
+        self.truncations.add(stream, len(ids), max_length)
+        if len(ids) <= max_length:
+            return ids
+        return self.tokenizer(*texts, truncation=True, max_length=max_length)["input_ids"]
+
+    def _cut(self, ids: list[int], max_length: int, stream: str) -> list[int]:
+        """``ids`` cut to ``max_length`` (:func:`_truncate`), counted under ``stream``."""
+        self.truncations.add(stream, len(ids), max_length)
+        return _truncate(ids, max_length)
 
 
 def _side(example: ClassificationExample, side: str) -> tuple[str, ...]:

@@ -25,7 +25,7 @@ example id).
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -33,6 +33,7 @@ from transformers import PreTrainedTokenizerBase
 from flare_xlt.errors import FlareError
 from flare_xlt.recipes.features import HeadKind, pad
 from flare_xlt.recipes.methods import MainInput, Method
+from flare_xlt.recipes.truncation import Truncations
 from flare_xlt.tasks import PromptTemplate, QAExample
 
 IGNORE_INDEX = -100
@@ -55,6 +56,8 @@ class QAFeaturizer:
             answer; a longer gold answer is kept whole (the input then exceeds it).
         latent_tokenizer: tokenizer of the FLARE-MT latent encoder.
         max_answer_tokens: answer tokens reserved in ``max_length`` (causal LM).
+        truncations: how many inputs of each stream lost passage tokens to fit their
+            limit (the prompt's budget, for a causal LM).
 
     Encoders get one window per example, the passage's start (no stride): an
     answer beyond it gets start/end 0 in training and cannot be predicted. A
@@ -71,6 +74,7 @@ class QAFeaturizer:
     max_length: int = 384
     latent_tokenizer: PreTrainedTokenizerBase | None = None
     max_answer_tokens: int = 32
+    truncations: Truncations = field(default_factory=Truncations, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.tokenizer.is_fast:
@@ -109,15 +113,22 @@ class QAFeaturizer:
                 limit = self._prompt_budget(limit)
             else:
                 tokens, _, _ = self._pair_tokens(english)
+            self.truncations.add("English", len(tokens.ids), limit)
             feature["source_input_ids"] = tokens.kept_ids(limit)
         elif self.method.source == "latent":
-            feature["latent_input_ids"] = self.latent_tokenizer(
-                example.context,
-                example.question,
-                truncation="longest_first",  # the passage, unless the question is longer
-                max_length=self.max_length,
-            )["input_ids"]
+            feature["latent_input_ids"] = self._latent_ids(example)
         return feature
+
+    def _latent_ids(self, example: QAExample) -> list[int]:
+        """The latent encoder's input: passage and question, cut to ``max_length`` tokens."""
+        texts = (example.context, example.question)
+        length = len(self.latent_tokenizer(*texts, verbose=False)["input_ids"])
+        self.truncations.add("latent", length, self.max_length)
+        return self.latent_tokenizer(
+            *texts,
+            truncation="longest_first",  # the passage, unless the question is longer
+            max_length=self.max_length,
+        )["input_ids"]
 
     def _references(self, example: QAExample) -> list[str]:
         """Gold answers in the language the model reads: English ones for translate-test."""
@@ -150,6 +161,7 @@ class QAFeaturizer:
         """``input_ids``/``labels`` (prompt, answer, EOS) and ``prompt_ids``, as id lists."""
         tokens, prompt = self._prompt_tokens(main)
         budget = self._prompt_budget(max_length)
+        self.truncations.add("input", len(tokens.ids), budget)
         prefix = tokens.kept_ids(budget, around_answer=True)
         answer = [*self._answer_ids(prompt, main.answer), self.tokenizer.eos_token_id]
         return {
@@ -179,6 +191,7 @@ class QAFeaturizer:
     def _extractive(self, main: _Input, max_length: int) -> dict:
         """``input_ids``, gold ``start/end_positions``, per-token ``offsets`` and ``context``."""
         tokens, offsets, joined = self._pair_tokens(main)
+        self.truncations.add("input", len(tokens.ids), max_length)
         kept = tokens.keep(max_length)
         start, end = tokens.answer_positions(kept)
         answer_passage = set(tokens.passages[main.answer_passage])

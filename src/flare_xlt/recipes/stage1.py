@@ -28,6 +28,7 @@ from flare_xlt.recipes.data import english_only, load_examples, prompt_template,
 from flare_xlt.recipes.distributed import is_main_process, wait_for_everyone
 from flare_xlt.recipes.fitting import fit
 from flare_xlt.recipes.methods import METHODS
+from flare_xlt.recipes.truncation import featurize_split
 
 logger = logging.getLogger("flare_xlt")
 
@@ -64,8 +65,10 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
         spec, tokenizer, template, head, METHODS["lora"], config.data.max_length
     )
     featurize, collate, scorer = parts.featurize, parts.collate, parts.scorer
-    train = [featurize(e) for e in english_train]
-    validation = [featurize(e) for e in english_validation]
+    train = featurize_split(featurize, english_train, f"stage 1 {config.task}/eng/train")
+    validation = featurize_split(
+        featurize, english_validation, f"stage 1 {config.task}/eng/validation"
+    )
 
     adapter = FlareConfig(
         r=config.adapter.r,

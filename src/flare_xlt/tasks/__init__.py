@@ -4,6 +4,7 @@
   ``xnli``, ``tydiqa``, ``xquad``) in one language and split, from a local data
   directory or the Hugging Face Hub.
 * :func:`load_parallel_file`: a user's own (English, target) data file.
+* :func:`load_unlabeled_file`: a user's unlabeled file, the input of ``flare predict``.
 """
 
 from flare_xlt.tasks.examples import ClassificationExample, Example, QAExample
@@ -13,6 +14,7 @@ from flare_xlt.tasks.prompts import PromptTemplate, generic_template, get_templa
 from flare_xlt.tasks.report import DataFileError, LoadedSplit, LoadReport, RowError
 from flare_xlt.tasks.spec import TASKS, TaskSpec, get_task_spec
 from flare_xlt.tasks.splits import SPLITS
+from flare_xlt.tasks.unlabeled_file import UnlabeledFile, load_unlabeled_file
 
 __all__ = [
     "SPLITS",
@@ -26,10 +28,12 @@ __all__ = [
     "QAExample",
     "RowError",
     "TaskSpec",
+    "UnlabeledFile",
     "generic_template",
     "get_task_spec",
     "get_template",
     "load_parallel_file",
     "load_split",
     "load_task",
+    "load_unlabeled_file",
 ]

@@ -39,7 +39,8 @@ def load_split(
     Args:
         task: ``nusax_senti``, ``xnli``, ``tydiqa`` or ``xquad``.
         language: any code :func:`flare_xlt.languages.resolve_language` accepts.
-        split: ``train``, ``validation`` or ``test`` (see :mod:`flare_xlt.tasks.splits`).
+        split: ``train``, ``validation`` (or ``dev``) or ``test`` (see
+            :mod:`flare_xlt.tasks.splits`).
         data_dir: the local data directory; default ``$FLARE_DATA_DIR`` or ``../shared/data``.
         english_side: ``"human"`` or ``"machine"`` English for the source side.
         source: ``"local"``, ``"hub"``, or ``"auto"`` (local if a data directory exists).
@@ -47,7 +48,7 @@ def load_split(
     """
     spec = get_task_spec(task)
     lang = resolve_language(language)
-    check_split(split)
+    split = check_split(split)
     issues = Issues(errors)
     if english_side not in ("human", "machine"):
         raise FlareError(f"english_side must be 'human' or 'machine', not {english_side!r}")
@@ -56,7 +57,7 @@ def load_split(
             f"{spec.name} has no machine-translated English here; use english_side='human' "
             "or translate the data first"
         )
-    directory = _data_dir(data_dir, source)
+    directory = resolve_data_dir(data_dir, source)
     if directory is None:
         from flare_xlt.tasks.hub import load_hub
 
@@ -96,7 +97,12 @@ def load_task(
     return list(loaded.examples)
 
 
-def _data_dir(data_dir: str | Path | None, source: str) -> Path | None:
+def resolve_data_dir(data_dir: str | Path | None, source: Source = "auto") -> Path | None:
+    """The local data directory a load reads (None: the Hugging Face Hub).
+
+    ``data_dir`` if given, else ``$FLARE_DATA_DIR`` or ``../shared/data``; with
+    ``source="hub"`` always None, with ``source="local"`` a directory is required.
+    """
     if source not in ("auto", "local", "hub"):
         raise FlareError(f"source must be 'auto', 'local' or 'hub', not {source!r}")
     if source == "hub":

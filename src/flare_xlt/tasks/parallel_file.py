@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from flare_xlt.errors import FlareError
-from flare_xlt.languages import resolve_language
+from flare_xlt.languages import language_code
 from flare_xlt.tasks.examples import ClassificationExample, Example, QAExample
 from flare_xlt.tasks.prompts import generic_template
 from flare_xlt.tasks.readers import (
@@ -72,8 +72,9 @@ def load_parallel_file(
         path: a ``.csv``, ``.tsv``, ``.jsonl`` / ``.ndjson`` or (QA) SQuAD ``.json`` file.
         task_kind: ``"classification"`` or ``"qa"``.
         label_names: the classes in label-index order (empty for QA).
-        language: the target language; a registry code becomes its ISO 639-3 code,
-            any other code is kept as given (and noted in the report).
+        language: the target language; a registry code becomes its ISO 639-3 code, any
+            other well-formed code (``quy``, ``gn``, ``quy_Latn``) is kept as given, with a
+            note logged once (:func:`~flare_xlt.languages.language_code`).
         task_name: the name of the resulting :class:`TaskSpec`.
         metric: default ``accuracy`` for classification, ``squad`` for QA.
         errors: ``"raise"`` on the first bad row, or ``"skip"`` it and report it.
@@ -84,12 +85,14 @@ def load_parallel_file(
     if task_kind not in KINDS:
         raise FlareError(f"task kind must be one of {KINDS}, not {task_kind!r}")
     issues = Issues(errors)
-    language_code = _language(language, issues)
+    if not isinstance(language, str) or not language.strip():
+        raise FlareError("a target language code is required")
+    language_id = language_code(language)
     labels = tuple(label_names)
     if task_kind == "classification":
-        examples, n_texts = _classification(path, labels, language_code, issues)
+        examples, n_texts = _classification(path, labels, language_id, issues)
     else:
-        examples, n_texts = _qa(path, language_code, issues), 2
+        examples, n_texts = _qa(path, language_id, issues), 2
     if not examples:
         raise file_error(path, "file", "no examples (the file has no loadable rows)")
     spec = TaskSpec(
@@ -100,17 +103,7 @@ def load_parallel_file(
         generic_template(task_kind, n_texts, labels),
     )
     report = issues.report((path,), len(examples))
-    return LoadedSplit(spec, language_code, path.stem, tuple(examples), report)
-
-
-def _language(language: str, issues: Issues) -> str:
-    if not isinstance(language, str) or not language.strip():
-        raise FlareError("a target language code is required")
-    try:
-        return resolve_language(language).iso639_3
-    except FlareError:
-        issues.note(f"language {language!r} is not in the registry; recorded as given")
-        return language.strip()
+    return LoadedSplit(spec, language_id, path.stem, tuple(examples), report)
 
 
 def _records(path: Path, issues: Issues, kind: str) -> tuple[list[Record], list[str]]:

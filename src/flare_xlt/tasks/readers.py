@@ -75,6 +75,7 @@ def read_delimited(
     require_file(path)
     quoting = csv.QUOTE_NONE if quote_none else csv.QUOTE_MINIMAL
     records: list[Record] = []
+    start = 1  # the line the record being read starts on
     with _unlimited_fields(), path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter, quoting=quoting, strict=not quote_none)
         try:
@@ -95,10 +96,40 @@ def read_delimited(
                     records.append(Record(start, dict(zip(header, row, strict=True))))
                 start = reader.line_num + 1
         except csv.Error as error:
+            opened = None if quote_none else _unclosed_quote_line(path, start, delimiter)
+            if opened is not None:
+                message = "malformed CSV: a quoted field opened on this line is never closed"
+                raise file_error(path, f"line {opened}", message) from None
             raise file_error(path, f"line {reader.line_num}", f"malformed CSV: {error}") from None
         except UnicodeDecodeError as error:
             raise file_error(path, "file", f"not UTF-8 text: {error}") from None
     return records, header
+
+
+def _unclosed_quote_line(path: Path, first_line: int, delimiter: str) -> int | None:
+    """The line on which a quoted field left open at the end of ``path`` opened, if one is.
+
+    Reads the CSV as the csv module does, from ``first_line`` (where the record that
+    failed starts): a quote opens a field only at the field's start, and a doubled quote
+    inside a quoted field is a literal quote.
+    """
+    state, opened = "field_start", None
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        for number, line in enumerate(handle, start=1):
+            if number < first_line:
+                continue
+            for char in line:
+                if state == "quoted":
+                    state = "after_quote" if char == '"' else "quoted"
+                elif state == "after_quote" and char == '"':
+                    state = "quoted"  # a doubled quote: the field goes on
+                elif state == "field_start" and char == '"':
+                    state, opened = "quoted", number
+                elif char == delimiter or char in "\r\n":
+                    state = "field_start"
+                else:
+                    state = "unquoted"
+    return opened if state == "quoted" else None
 
 
 def _check_header(path: Path, header: list[str], required: Sequence[str]) -> None:

@@ -1,4 +1,10 @@
-"""How the built-in datasets are cut into train / validation / test.
+"""Split names, and how the built-in datasets are cut into train / validation / test.
+
+The split names are ``train``, ``validation`` and ``test``; ``dev`` is accepted as
+another name of ``validation`` (:func:`check_split` turns it into ``validation``).
+A user's own files (``data.files`` with a ``{split}`` placeholder) are looked up
+under :data:`FILE_NAMES`: the validation file is ``validation`` if that file
+exists, else ``dev`` (both at once are refused as ambiguous).
 
 Where a dataset lacks a split, a fixed, deterministic part of another split is
 held out. Items are cut by *group* (all hypotheses of one premise, all questions
@@ -25,12 +31,20 @@ from collections.abc import Hashable, Sequence
 from flare_xlt.errors import FlareError
 
 SPLITS = ("train", "validation", "test")
+SPLIT_ALIASES = {"dev": "validation"}
+# The names a split's own file may have, in the order they are looked for.
+FILE_NAMES = {"train": ("train",), "validation": ("validation", "dev"), "test": ("test",)}
 
 
 def check_split(split: str) -> str:
-    """``split`` if it is one of :data:`SPLITS`, else :class:`FlareError`."""
+    """The split ``split`` names: one of :data:`SPLITS` (``dev`` is ``validation``).
+
+    Anything else raises :class:`FlareError`.
+    """
+    split = SPLIT_ALIASES.get(split, split)
     if split not in SPLITS:
-        raise FlareError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+        names = ", ".join((*SPLITS, *SPLIT_ALIASES))
+        raise FlareError(f"split must be one of {names}, not {split!r}")
     return split
 
 
