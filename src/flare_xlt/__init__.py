@@ -1,5 +1,6 @@
 """flare-xlt: FLARE language fusion inside LoRA adapters, for any Hugging Face model."""
 
+from flare_xlt import _quiet_imports  # noqa: F401  (first: before peft imports bitsandbytes)
 from flare_xlt.cache import SourceCache
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError, ModelUnavailableError

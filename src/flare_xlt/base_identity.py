@@ -41,6 +41,7 @@ _RUNTIME_KEYS = {
 # plain model's ``q_proj.weight``; adapter parameters are not part of the base.
 _WRAPPER_PARTS = re.compile(r"\.(base_layer|original_module)(?=\.)")
 _ADAPTER_PARTS = ("lora_", ".modules_to_save.")
+_QUANTIZED = (torch.uint8, torch.int8)
 
 
 def describe_base(model: nn.Module) -> dict:
@@ -74,11 +75,13 @@ def weights_fingerprint(model: nn.Module, samples: int = 16) -> str:
     hashed at bfloat16 precision, so one checkpoint loaded in fp32 or bf16 gives one
     fingerprint; adapter parameters (LoRA, trained copies of ``modules_to_save``) are left
     out and peft's wrapper names are read as the plain model's, so the fingerprint of a
-    base is the same before and after adapters are injected.
+    base is the same before and after adapters are injected. Quantized (integer-stored)
+    weights are left out too: bitsandbytes repacks them in place on the CPU, and one
+    checkpoint may be loaded in 4 bits or not; its embeddings and norms still identify it.
     """
     digest = hashlib.sha256()
     for name, param in model.named_parameters():
-        if any(part in name for part in _ADAPTER_PARTS):
+        if any(part in name for part in _ADAPTER_PARTS) or param.dtype in _QUANTIZED:
             continue
         flat = param.detach().flatten()
         picked = flat[:: max(1, flat.numel() // samples)][:samples]

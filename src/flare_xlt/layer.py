@@ -1,4 +1,4 @@
-"""The fused LoRA layer, and its injection into a model through peft.
+"""The fused LoRA layers, and their injection into a model through peft.
 
 This is the only module that imports peft. ``FlareLinear`` is a peft
 ``lora.Linear`` whose bottleneck fuses the target stream with the source
@@ -7,12 +7,14 @@ stream::
     y = W0 x_t + s * B(phi(A x_s, A x_t))
 
 where ``x_s`` comes from the shared :class:`~flare_xlt.source.FusionContext`.
-With ``source=None`` in the config it is exactly peft's LoRA (so plain-LoRA
-adapters merge as usual).
+``FlareLinear4bit`` is the same on peft's LoRA layer for bitsandbytes 4-bit
+(QLoRA) projections. With ``source=None`` in the config both are exactly peft's
+LoRA (so plain-LoRA adapters merge as usual).
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,8 +35,8 @@ from flare_xlt.source import FusionContext
 ADAPTER_NAME = "default"
 
 
-class FlareLinear(LoraLinear):
-    """peft LoRA ``Linear`` with fusion inside the bottleneck.
+class FusedLora:
+    """Fusion inside the bottleneck, mixed into a peft LoRA layer class (see below).
 
     Attributes set by :func:`inject_flare`:
         flare_context: the model's shared :class:`FusionContext`.
@@ -43,6 +45,7 @@ class FlareLinear(LoraLinear):
     """
 
     adapter_layer_names = (*LoraLayer.adapter_layer_names, "lora_fusion")
+    clone_base_output = False  # peft clones a 4-bit layer's output before adding to it
 
     def __init__(self, base_layer, adapter_name, config, **kwargs):
         super().__init__(base_layer, adapter_name, config=config, **kwargs)
@@ -71,6 +74,8 @@ class FlareLinear(LoraLinear):
             return super().forward(x, *args, **kwargs)
 
         result = self.base_layer(x, *args, **kwargs)
+        if self.clone_base_output:
+            result = result.clone()
         source = context.source_for(self.flare_source_key) if context is not None else None
         for name in self.active_adapters:
             if name not in self.lora_fusion:
@@ -85,6 +90,23 @@ class FlareLinear(LoraLinear):
             fused = self.lora_fusion[name](target, source_low, context.alignment, mask)
             result = result + up(fused) * scaling
         return result.to(x.dtype)
+
+
+class FlareLinear(FusedLora, LoraLinear):
+    """peft LoRA ``Linear`` with fusion inside the bottleneck."""
+
+
+@functools.cache
+def fused_4bit_class() -> type:
+    """``FlareLinear4bit``: peft's LoRA layer on a bitsandbytes ``Linear4bit`` (QLoRA), with
+    fusion. Built on first use, so bitsandbytes (the optional ``quantization`` extra) is
+    imported only for models that have 4-bit layers."""
+    from peft.tuners.lora.bnb import Linear4bit
+
+    class FlareLinear4bit(FusedLora, Linear4bit):
+        clone_base_output = True
+
+    return FlareLinear4bit
 
 
 def find_target_modules(model: nn.Module) -> list[str]:
@@ -105,7 +127,7 @@ def _is_linear(module: nn.Module) -> bool:
     return isinstance(module, nn.Linear)
 
 
-def lora_config_for(config: FlareConfig) -> LoraConfig:
+def lora_config_for(config: FlareConfig, model: nn.Module | None = None) -> LoraConfig:
     """The peft ``LoraConfig`` that builds :class:`FlareLinear` layers for ``config``."""
     lora_config = LoraConfig(
         r=config.r,
@@ -115,10 +137,27 @@ def lora_config_for(config: FlareConfig) -> LoraConfig:
         modules_to_save=config.modules_to_save,
         bias="none",
     )
-    lora_config._register_custom_module({nn.Linear: FlareLinear})
+    lora_config._register_custom_module(_custom_modules(model))
     # Read by FlareLinear.update_layer; peft keeps config objects, not copies of fields.
     lora_config.flare_fusion = config.fusion if config.is_fusion else None
     return lora_config
+
+
+def _custom_modules(model: nn.Module | None) -> dict[type, type]:
+    """Base layer type -> fused layer class; the first match wins, so 4-bit layers (a
+    subclass of ``nn.Linear``) come first."""
+    if not has_4bit_layers(model):
+        return {nn.Linear: FlareLinear}
+    import bitsandbytes as bnb
+
+    return {bnb.nn.Linear4bit: fused_4bit_class(), nn.Linear: FlareLinear}
+
+
+def has_4bit_layers(model: nn.Module | None) -> bool:
+    """Whether ``model`` holds bitsandbytes layers (found without importing bitsandbytes)."""
+    if model is None:
+        return False
+    return any(type(m).__module__.startswith("bitsandbytes") for m in model.modules())
 
 
 def inject_flare(model: nn.Module, config: FlareConfig) -> PeftModel:
@@ -127,12 +166,13 @@ def inject_flare(model: nn.Module, config: FlareConfig) -> PeftModel:
         with warnings.catch_warnings():
             # peft reads transformers' deprecated `is_gradient_checkpointing`: not ours to fix
             warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
-            peft_model = get_peft_model(model, lora_config_for(config))
+            peft_model = get_peft_model(model, lora_config_for(config, model))
     except ValueError as err:
         raise FlareError(f"could not add FLARE adapters: {err}") from None
     layers = fused_layers(peft_model)
     if not layers:
         raise FlareError(f"no layer matched target_modules={config.target_modules}")
+    keep_4bit_weights_trainable(peft_model)
     if config.is_fusion and config.fusion_modules is not None:
         for name, layer in layers.items():
             if not any(_names(name, module) for module in config.fusion_modules):
@@ -142,14 +182,31 @@ def inject_flare(model: nn.Module, config: FlareConfig) -> PeftModel:
     return peft_model
 
 
+def keep_4bit_weights_trainable(model: nn.Module) -> None:
+    """Turn off bitsandbytes' CPU inference repacking of 4-bit weights in ``model``.
+
+    On the CPU, ``bnb.nn.Linear4bit`` repacks its weights in place the first time it runs
+    in eval mode without gradient (the source pass, a validation round); the repacked
+    layout has no backward, so gradients through every later training step were silently
+    lost (tested). Training and inference then share the layout that has one.
+    """
+    if not has_4bit_layers(model):
+        return
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
+
+
 def _names(layer_name: str, module: str) -> bool:
     """Whether ``module`` names the layer, as peft matches target_modules (by dotted suffix)."""
     return layer_name == module or layer_name.endswith("." + module)
 
 
-def fused_layers(model: nn.Module) -> dict[str, FlareLinear]:
-    """Name -> layer for every :class:`FlareLinear` in ``model``, in module order."""
-    return {name: m for name, m in model.named_modules() if isinstance(m, FlareLinear)}
+def fused_layers(model: nn.Module) -> dict[str, FusedLora]:
+    """Name -> layer for every fused layer (:class:`FusedLora`) in ``model``, in module order."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, FusedLora)}
 
 
 def saved_module_wrappers(module: nn.Module) -> list[nn.Module]:

@@ -25,6 +25,7 @@ from transformers.models.auto.modeling_auto import (
 from flare_xlt.errors import FlareError, ModelUnavailableError
 from flare_xlt.models.hub import hub_options, hub_state
 from flare_xlt.models.prepare import prepare_model
+from flare_xlt.models.quantization import QuantizationArgs
 from flare_xlt.models.registry import BUILTIN_MODELS
 
 TASKS = {
@@ -40,6 +41,7 @@ def load_backbone(
     task: str = "causal_lm",
     num_labels: int | None = None,
     dtype: torch.dtype = torch.float32,
+    quantization: QuantizationArgs | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load ``(model, tokenizer)`` for ``task``.
 
@@ -56,6 +58,10 @@ def load_backbone(
 
     Decoder tokenizers pad on the left, encoder tokenizers on the right; a missing pad
     token is set to EOS (else UNK) and copied into ``model.config.pad_token_id``.
+
+    ``quantization`` loads the linear layers in 4 bits with bitsandbytes (QLoRA; CPU and
+    GPU; needs the ``quantization`` extra). A directory saved from a 4-bit model carries
+    its quantization in ``config.json`` and loads in 4 bits without it.
     """
     if task not in TASKS:
         raise FlareError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
@@ -77,6 +83,8 @@ def load_backbone(
     if num_labels is not None:
         config.num_labels = num_labels
     load_kwargs = dict(hub_kwargs)
+    if quantization is not None and quantization.load_in_4bit:
+        load_kwargs.update(quantization.loading_options())
     if task == "encoder" and name_or_path in BUILTIN_MODELS:
         load_kwargs.update(BUILTIN_MODELS[name_or_path].encoder_kwargs)
     model = _load_model(name_or_path, source, task, config, dtype, is_hub, load_kwargs)

@@ -8,6 +8,7 @@ from flare_xlt.errors import ModelUnavailableError
 from flare_xlt.models import BUILTIN_MODELS, load_backbone
 from flare_xlt.models.hub import hub_options
 from flare_xlt.models.loading import is_decoder_config, resolve_source
+from flare_xlt.models.quantization import QuantizationArgs
 from flare_xlt.recipes.features import HeadKind
 from flare_xlt.tasks import TaskSpec
 
@@ -29,17 +30,25 @@ def head_kind(name_or_path: str) -> HeadKind:
 
 
 def load_task_model(
-    name_or_path: str, head: HeadKind, spec: TaskSpec
+    name_or_path: str,
+    head: HeadKind,
+    spec: TaskSpec,
+    quantization: QuantizationArgs | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The backbone with its head: the LM head, or a classification / extractive-QA head."""
     num_labels = len(spec.label_names)
     if head == "causal_lm":
-        model, tokenizer = load_backbone(name_or_path, task="causal_lm")
+        model, tokenizer = load_backbone(name_or_path, "causal_lm", quantization=quantization)
     elif spec.kind == "qa":
-        model, tokenizer = load_backbone(name_or_path, task="question_answering")
+        model, tokenizer = load_backbone(
+            name_or_path, "question_answering", quantization=quantization
+        )
     else:
         model, tokenizer = load_backbone(
-            name_or_path, task="sequence_classification", num_labels=num_labels
+            name_or_path,
+            "sequence_classification",
+            num_labels=num_labels,
+            quantization=quantization,
         )
     return model.eval(), tokenizer
 

@@ -21,6 +21,7 @@ from flare_xlt.alignment import DEFAULT_ANSWER_PARTNER, default_alignment
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
 from flare_xlt.languages import language_code, resolve_language
+from flare_xlt.models.quantization import QuantizationArgs
 from flare_xlt.recipes.methods import get_method
 from flare_xlt.recipes.training import TrainArgs
 from flare_xlt.tasks import get_task_spec
@@ -117,6 +118,8 @@ class ExperimentConfig:
         joint_languages: train one adapter per method on all languages' pairs
             together (multi-target FLARE) and evaluate it on each language.
         source_cache: reuse source/latent states after the first epoch.
+        quantization: load the backbone in 4 bits (QLoRA), e.g.
+            ``quantization: {load_in_4bit: true}``; None = full precision.
     """
 
     name: str = "experiment"
@@ -136,6 +139,7 @@ class ExperimentConfig:
     adapter: AdapterArgs = field(default_factory=AdapterArgs)
     stage1: TrainArgs = field(default_factory=TrainArgs)
     stage2: TrainArgs = field(default_factory=TrainArgs)
+    quantization: QuantizationArgs | None = None
 
     def __post_init__(self) -> None:
         if self.data.files is None:
@@ -277,6 +281,8 @@ def _convert(hint, value, path: str):
         if value is None and type(None) in args:
             return None
         hint = next(a for a in args if a is not type(None))
+        if dataclasses.is_dataclass(hint):  # an optional section, e.g. quantization
+            return from_dict(hint, value, f"{path}.")
         origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is list:
         items = value if isinstance(value, list) else [value]

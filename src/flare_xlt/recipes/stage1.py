@@ -59,7 +59,7 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
     spec = task_spec(config)
     head = head_kind(config.backbone)
     set_seed(config.stage1.seed)  # the new head's and the adapter's initial weights
-    model, tokenizer = load_task_model(config.backbone, head, spec)
+    model, tokenizer = load_task_model(config.backbone, head, spec, config.quantization)
     template = prompt_template(config, spec)
     parts = build_components(
         spec, tokenizer, template, head, METHODS["lora"], config.data.max_length
@@ -141,7 +141,7 @@ def stage1_settings(config: ExperimentConfig, english_train: list, english_valid
     adapter = {"r": config.adapter.r, "alpha": config.adapter.alpha}
     if config.adapter.target_modules is not None:  # None (the backbone's default) is left out,
         adapter["target_modules"] = config.adapter.target_modules  # as in older stage1.json
-    return {
+    settings = {
         "backbone": config.backbone,
         "task": config.task,
         "prompt_language": data.prompt_language,
@@ -153,3 +153,6 @@ def stage1_settings(config: ExperimentConfig, english_train: list, english_valid
         "adapter": adapter,
         "stage1": dataclasses.asdict(config.stage1),
     }
+    if config.quantization is not None:  # left out when unset, as stage1.json had no such key
+        settings["quantization"] = dataclasses.asdict(config.quantization)
+    return settings

@@ -104,7 +104,7 @@ def _relevant(settings: dict, method: str) -> dict:
 
 # Settings added after cells were first recorded: left out at their default (None), so the
 # cells finished before them stay valid.
-RECORDED_WHEN_SET = (("adapter", "fusion_modules"),)
+RECORDED_WHEN_SET = (("adapter", "fusion_modules"), ("quantization",))
 
 
 def cell_settings(config: ExperimentConfig, method: str) -> dict:
@@ -121,9 +121,12 @@ def cell_settings(config: ExperimentConfig, method: str) -> dict:
     not_results = ("output_dir", "report_dir", "eval_batch_size")
     for axis in ("name", "languages", "methods", "seeds", *not_results):
         settings.pop(axis)
-    for section, key in RECORDED_WHEN_SET:
-        if settings[section][key] is None:
-            del settings[section][key]
+    for *sections, key in RECORDED_WHEN_SET:
+        record = settings
+        for section in sections:
+            record = record[section]
+        if record[key] is None:
+            del record[key]
     return json.loads(json.dumps(settings))
 
 
