@@ -29,9 +29,11 @@ from flare_xlt.recipes.checkpoint import write_json_atomically
 from flare_xlt.recipes.components import build_components
 from flare_xlt.recipes.config import AdapterArgs, ExperimentConfig
 from flare_xlt.recipes.data import load_examples, prompt_template, task_spec
+from flare_xlt.recipes.data_fingerprint import cell_data_record, changed_files
 from flare_xlt.recipes.distributed import is_main_process, wait_for_everyone
 from flare_xlt.recipes.fitting import fit, score
 from flare_xlt.recipes.methods import METHODS, Method, get_method
+from flare_xlt.recipes.truncation import featurize_split
 from flare_xlt.xmixup import CONFIG_FILE as XMIXUP_CONFIG_FILE
 from flare_xlt.xmixup import XMixupModel
 
@@ -61,7 +63,9 @@ def cell_dir(config: ExperimentConfig, cell: Cell) -> Path:
 def load_cell_results(config: ExperimentConfig, cell: Cell) -> list[RunResult] | None:
     """Results of a finished cell, or None if it has not finished.
 
-    A cell finished under different settings is refused rather than silently reused.
+    A cell finished under different settings, or from data files whose content has changed
+    since, is refused rather than silently reused. Where the data lie is not a setting once
+    their content is recorded: a moved data directory with the same files stays valid.
     """
     path = cell_dir(config, cell) / RESULT_FILE
     if not path.is_file():
@@ -69,15 +73,36 @@ def load_cell_results(config: ExperimentConfig, cell: Cell) -> list[RunResult] |
     payload = read_json_object(path)
     saved = _relevant(payload.get("settings") or {}, cell.method)
     current = _relevant(cell_settings(config, cell.method), cell.method)
+    if isinstance(payload.get("data"), dict):
+        for settings in (saved, current):
+            for key in DATA_LOCATION:
+                settings.get("data", {}).pop(key, None)
     if saved != current:
         differ = differing_keys(saved, current)
         raise FlareError(
             f"{path} was produced with different settings ({', '.join(differ)}) than this "
             "config; use another output_dir (or delete that cell to recompute it)"
         )
+    _refuse_changed_data(path, payload.get("data"), config, cell)
     return [RunResult.from_dict(r) for r in payload["results"]]
 
 
+def _refuse_changed_data(path: Path, saved: dict | None, config, cell: Cell) -> None:
+    """FlareError when a file the finished cell read has changed since (cells recorded
+    before data fingerprints existed carry none and are not checked)."""
+    if not isinstance(saved, dict):
+        return
+    current = cell_data_record(config, cell.train_languages, get_method(cell.method).trains)
+    changed = changed_files(saved, current)
+    if changed:
+        raise FlareError(
+            f"{path} was computed from other data: {', '.join(changed)} changed since; "
+            "delete that cell to recompute it (or use another output_dir)"
+        )
+
+
+# Where the data are read from (their content is compared instead, when recorded).
+DATA_LOCATION = ("data_dir", "files")
 # Adapter settings that only a fusion adapter (FLARE, FLARE-MT) reads.
 FUSION_ONLY = (
     "fusion",
@@ -159,10 +184,15 @@ class MethodSetup:
     metric: str
 
     def features(self, config: ExperimentConfig, language: str, split: str) -> list[dict]:
-        """Featurized examples; cache keys name the split so train and test never collide."""
+        """Featurized examples; cache keys name the split so train and test never collide.
+
+        How many texts were cut to ``max_length`` is logged once per split.
+        """
+        examples = load_examples(config, language, split)
+        features = featurize_split(self.featurize, examples, f"{config.task}/{language}/{split}")
         return [
-            dict(self.featurize(e), cache_key=f"{split}/{language}/{e.id}")
-            for e in load_examples(config, language, split)
+            dict(feature, cache_key=f"{split}/{language}/{e.id}")
+            for feature, e in zip(features, examples, strict=True)
         ]
 
 
@@ -269,6 +299,7 @@ def run_cell(
         payload = {
             "cell": asdict(cell),
             "settings": cell_settings(config, cell.method),
+            "data": cell_data_record(config, cell.train_languages, setup.method.trains),
             "results": [asdict(r) for r in results],
         }
         write_json_atomically(directory / RESULT_FILE, payload)
