@@ -329,13 +329,6 @@ def test_beam_search_and_several_sequences_keep_each_examples_source(fusion):
         assert torch.equal(beams[2 * row, -4:], single[0, -4:])
 
 
-def test_encoder_decoder_backbones_are_refused_clearly():
-    import transformers as tf
-
-    config = tf.T5Config(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2)
-    with pytest.raises(FlareError, match="T5ForConditionalGeneration is an encoder-decoder"):
-        FlareModel.from_base(tf.T5ForConditionalGeneration(config), FlareConfig())
-
 
 @pytest.mark.parametrize("fusion", ["cross_attention", "gated", "add_relu"])
 def test_every_trainable_parameter_gets_a_gradient_with_a_layer_offset(fusion):

@@ -173,13 +173,25 @@ def inject_flare(model: nn.Module, config: FlareConfig) -> PeftModel:
     if not layers:
         raise FlareError(f"no layer matched target_modules={config.target_modules}")
     keep_4bit_weights_trainable(peft_model)
-    if config.is_fusion and config.fusion_modules is not None:
+    if config.is_fusion:
+        encoder = _encoder_modules(model)
         for name, layer in layers.items():
-            if not any(_names(name, module) for module in config.fusion_modules):
+            named = config.fusion_modules is None or any(
+                _names(name, module) for module in config.fusion_modules
+            )
+            if not named or (encoder is not None and id(layer) not in encoder):
                 del layer.lora_fusion[ADAPTER_NAME]  # plain LoRA in this projection
         if not any(layer.lora_fusion for layer in layers.values()):
             raise FlareError(f"no adapted layer matched fusion_modules={config.fusion_modules}")
     return peft_model
+
+
+def _encoder_modules(model: nn.Module) -> set[int] | None:
+    """Ids of the modules inside an encoder-decoder's encoder (where FLARE fuses), or None
+    for a decoder-only or encoder-only model."""
+    if not getattr(model.config, "is_encoder_decoder", False):
+        return None
+    return {id(module) for module in model.get_encoder().modules()}
 
 
 def keep_4bit_weights_trainable(model: nn.Module) -> None:

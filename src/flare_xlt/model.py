@@ -69,6 +69,13 @@ class FlareModel(nn.Module):
     plus ``source_input_ids``/``source_attention_mask`` ``[B, S]`` (English text,
     for ``source="model"``) or ``latent_input_ids``/``latent_attention_mask``
     (the target text in the latent encoder's tokenizer, for ``source="latent"``).
+
+    Encoder-decoder backbones (T5, mT5): the target text is the encoder input and the
+    English pass runs through the encoder only. Fusion happens in the encoder's
+    self-attention projections; the decoder's self-attention and cross-attention
+    projections get plain LoRA, since decoder tokens (the answer being generated) have
+    no English partner of their own and read the fused encoder states through
+    cross-attention anyway.
     """
 
     def __init__(self, peft_model: nn.Module, config: FlareConfig, latent_encoder=None):
@@ -80,12 +87,15 @@ class FlareModel(nn.Module):
         self.source_cache: SourceCache | None = None
         self._producer: dict | None = None  # see _source_producer
         self._wire_layers()
-        body = self.hf_model.base_model
+        body = self._source_body
         accepts_cache = "use_cache" in inspect.signature(body.forward).parameters
         self._source_pass_options = {"use_cache": False} if accepts_cache else {}
         self.train(self.hf_model.training)  # keep the base model's mode
-        self.hf_model.register_forward_pre_hook(self._align_target, with_kwargs=True)
-        if body is not self.hf_model:  # the body called directly must not fuse a stale source
+        # alignment is computed where the target text enters: the model, or its encoder
+        # (which generate calls directly, without the model's forward)
+        aligned = body if _is_encoder_decoder(self.hf_model) else self.hf_model
+        aligned.register_forward_pre_hook(self._align_target, with_kwargs=True)
+        if body is not aligned:  # the body called directly must not fuse a stale source
             body.register_forward_pre_hook(self._forget_outside_calls)
         self._body_saved_modules = saved_module_wrappers(body)  # fixed once adapters exist
 
@@ -100,11 +110,9 @@ class FlareModel(nn.Module):
         """Add fresh FLARE adapters to ``base_model`` (modified in place; base weights frozen)."""
         if config.source == "latent" and latent_encoder is None:
             raise FlareError("FlareConfig(source='latent') needs a latent_encoder (LatentEncoder)")
-        if getattr(base_model.config, "is_encoder_decoder", False):
+        if _is_encoder_decoder(base_model) and not hasattr(base_model, "get_encoder"):
             raise FlareError(
-                f"{type(base_model).__name__} is an encoder-decoder model: FLARE adapts "
-                "decoder-only and encoder-only models (an MT encoder can be FLARE-MT's "
-                "latent_encoder)"
+                f"{type(base_model).__name__} is an encoder-decoder model without get_encoder"
             )
         if config.target_modules is None:
             config = replace(config, target_modules=find_target_modules(base_model))
@@ -198,6 +206,14 @@ class FlareModel(nn.Module):
     def _no_split_modules(self) -> list[str] | None:
         """The base model's transformer blocks, so FSDP can wrap one block at a time."""
         return getattr(self.hf_model, "_no_split_modules", None)
+
+    @property
+    def _source_body(self) -> nn.Module:
+        """What the English pass runs through: the transformer body without the task head
+        (no vocabulary logits), or the encoder of an encoder-decoder model."""
+        if _is_encoder_decoder(self.hf_model):
+            return self.hf_model.get_encoder()
+        return self.hf_model.base_model
 
     @property
     def device(self) -> torch.device:
@@ -460,7 +476,7 @@ class FlareModel(nn.Module):
     def _source_pass(self, ids: Tensor, mask: Tensor) -> SourceBatch:
         """English input through the transformer body, adapter off (trained copies of
         ``modules_to_save`` too), eval mode, no graph."""
-        body = self.hf_model.base_model  # the body without the task head (no vocab logits)
+        body = self._source_body
         kwargs = {"input_ids": ids, "attention_mask": mask, **self._source_pass_options}
         was_training = self.training
         if was_training:
@@ -548,6 +564,10 @@ class FlareModel(nn.Module):
                 )
             else:
                 layer.flare_source_key = _shift_layer(name, config.source_layer_offset)
+
+
+def _is_encoder_decoder(model: nn.Module) -> bool:
+    return bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
 
 
 def _layer_index(name: str) -> int:
