@@ -11,7 +11,9 @@ from flare_xlt.errors import FlareError
 def read_json_object(path: Path) -> dict:
     """The JSON object saved in ``path``; a one-line :class:`FlareError` naming it if malformed."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise FlareError(f"{path} is not valid UTF-8 JSON: {err}") from None
     except json.JSONDecodeError as err:
         raise FlareError(f"{path} is not valid JSON: {err}") from None
     if not isinstance(data, dict):

@@ -99,11 +99,11 @@ def test_every_method_runs_resumes_and_reports(tiny_backbones, tmp_path):
         root / "cells" / "flare" / "javanese" / "seed42" / "cell.json"
     ).stat().st_mtime_ns == stamp
     assert read_results_json(root / "results.json") == results
-    # resumed work is not timed again as if it took no time (found on a regenerated report)
-    assert json.loads((root / "results.json").read_text())["timings"] == {}
-    assert payload["timings"].keys() == {
-        "stage1_seconds",
-        *(f"{m}/{lang}/seed42" for m in methods for lang in LANGUAGES),
+    # resumed work reports the timings recorded when it was computed
+    assert json.loads((root / "results.json").read_text())["timings"] == payload["timings"]
+    assert "stage1_train_seconds" in payload["timings"]
+    assert payload["timings"]["cells"].keys() == {
+        f"{m}/{lang}/seed42" for m in methods for lang in LANGUAGES
     }
 
     # a saved adapter, loaded again as `flare evaluate --adapter` does, scores the same
@@ -356,7 +356,6 @@ def test_finished_cells_are_not_reused_under_other_settings(tiny_backbones, tmp_
     # settings a zero_shot cell cannot depend on do not make it stale
     unrelated = load_config(overrides=[*overrides, "source_cache=false", "latent_encoder=other"])
     run_experiment(unrelated, progress=False)
-    assert json.loads((tmp_path / "run" / "results.json").read_text())["timings"] == {}
     changed_stage1 = load_config(overrides=[*overrides, "stage1.learning_rate=0.1"])
     with pytest.raises(FlareError, match="English task model trained with other settings"):
         run_experiment(changed_stage1, progress=False)
@@ -385,7 +384,10 @@ def test_grids_sharing_cells_keep_their_own_tables(tiny_backbones, tmp_path, mon
     second = json.loads((tmp_path / "both" / "results.json").read_text())
     assert {r["language"] for r in first["results"]} == {"javanese"}
     assert {r["language"] for r in second["results"]} == {"javanese", "toba_batak"}
-    assert list(second["timings"]) == ["zero_shot/toba_batak/seed42"]  # javanese reused
+    javanese, toba_batak = "zero_shot/javanese/seed42", "zero_shot/toba_batak/seed42"
+    assert list(second["timings"]["cells"]) == [javanese, toba_batak]
+    # javanese is reused, with the time recorded when the first grid computed it
+    assert second["timings"]["cells"][javanese] == first["timings"]["cells"][javanese]
     assert (tmp_path / "both" / "results.md").is_file()
     assert json.loads((tmp_path / "both" / "config.json").read_text())["report_dir"]
     assert not (tmp_path / "both" / "cells").exists()
@@ -407,6 +409,52 @@ def test_grids_sharing_cells_keep_their_own_tables(tiny_backbones, tmp_path, mon
     shutil.rmtree(tmp_path / "run" / "stage1")
     with pytest.raises(FlareError, match=r"stage1\.json is missing: the report records"):
         run_experiment(load_config(overrides=more), progress=False, report_only=True)
+
+
+def test_resumed_and_report_only_runs_report_the_timings_the_records_hold(tiny_backbones, tmp_path):
+    # Found on regenerated tables: --report-only wrote empty timings, and a resumed grid
+    # dropped stage 1's and the finished cells' (or timed them as the ms it took to skip).
+    config = load_config(
+        overrides=[
+            f"backbone={tiny_backbones / 'llama'}",
+            f"output_dir={tmp_path / 'run'}",
+            "methods=[zero_shot, lora]",
+            "languages=[javanese]",
+            "data.max_train_examples=4",
+            "data.max_validation_examples=4",
+            "data.max_test_examples=4",
+            "stage1.max_steps=1",
+            "stage2.max_steps=1",
+        ]
+    )
+    root = tmp_path / "run"
+
+    def timings() -> dict:
+        return json.loads((root / "results.json").read_text())["timings"]
+
+    run_experiment(config, progress=False)
+    stage1 = json.loads((root / "stage1" / "stage1.json").read_text())
+    cells = {
+        name: json.loads((root / "cells" / name / "cell.json").read_text())["results"][0]["extra"]
+        for name in ("zero_shot/javanese/seed42", "lora/javanese/seed42")
+    }
+    assert timings() == {
+        "stage1_train_seconds": stage1["train_seconds"],
+        "cells": {
+            "zero_shot/javanese/seed42": {
+                "eval_seconds": cells["zero_shot/javanese/seed42"]["eval_seconds"]
+            },  # it trains nothing: no train_seconds reported
+            "lora/javanese/seed42": {
+                "train_seconds": cells["lora/javanese/seed42"]["train_seconds"],
+                "eval_seconds": cells["lora/javanese/seed42"]["eval_seconds"],
+            },
+        },
+    }
+    recorded = timings()
+    run_experiment(config, progress=False)  # resumed: everything is done
+    assert timings() == recorded
+    run_experiment(config, progress=False, report_only=True)
+    assert timings() == recorded
 
 
 def test_a_language_the_task_lacks_fails_before_any_training(tiny_backbones, tmp_path):

@@ -19,6 +19,7 @@ from flare_xlt.recipes.checkpoint import (
     capture_rng_state,
     load_trainable_weights,
     restore_rng_state,
+    write_manifest,
 )
 from flare_xlt.recipes.training import TrainingArguments, TrainingDiverged, train
 
@@ -306,22 +307,14 @@ def test_length_grouped_batches_pad_less_and_stay_seeded(tmp_path):
     assert padded_tokens(orders["a"]) < 0.8 * padded_tokens(orders["d"])
 
 
-def test_a_checkpoint_written_before_run_settings_existed_resumes_with_a_warning(tmp_path, caplog):
-    # Found by review: adding keys to the fingerprint refused every older checkpoint, even
-    # with the new settings at their defaults (and said "None -> None").
-    args = arguments(tmp_path, save_every_steps=2, run_settings={"data": {"max_length": 96}})
+def test_a_setting_a_checkpoint_lacks_is_named_absent(tmp_path):
+    args = arguments(tmp_path, save_every_steps=2)
     train(build_model(), DATA, collate, args)
     (tmp_path / "run" / "result.json").unlink()
-    state_file = tmp_path / "run" / "checkpoints" / "step-4" / "trainer_state.json"
-    state = json.loads(state_file.read_text())
-    for key in ("eval_every_steps", "early_stopping_patience", "run_settings"):
-        del state["fingerprint"][key]  # as flare-xlt 0.1.0 wrote it
-    state_file.write_text(json.dumps(state))
-    with caplog.at_level(logging.WARNING, logger="flare_xlt"):
-        assert train(build_model(), DATA, collate, args).resumed_from_step == 4
-    assert "written before flare-xlt recorded eval_every_steps" in caplog.text
+    checkpoint = tmp_path / "run" / "checkpoints" / "step-4"
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
     del state["fingerprint"]["learning_rate"]
-    state_file.write_text(json.dumps(state))
-    (tmp_path / "run" / "result.json").unlink()
+    (checkpoint / "trainer_state.json").write_text(json.dumps(state))
+    write_manifest(checkpoint)  # intact, from a run that did not record the setting
     with pytest.raises(FlareError, match=r"learning_rate: <absent> -> 0\.01"):
         train(build_model(), DATA, collate, args)

@@ -6,16 +6,24 @@ A checkpoint is the directory ``<output_dir>/checkpoints/step-<N>/``::
     optimizer.pt          optimizer state (DDP / single process; FSDP and DeepSpeed: engine_state/)
     scheduler.pt          learning-rate scheduler (+ the fp16 grad scaler, when there is one)
     rng_state.pt          torch / numpy / python RNG states, one entry per process
-    trainer_state.json    loop position, best metric, history, losses (written last)
+    trainer_state.json    loop position, best metric, history, losses
+    manifest.json         size and sha256 of every other file (written last)
 
 The main process writes it into ``.tmp-step-<N>/``, flushes it to disk and renames it,
-so a crash at any moment leaves either the complete checkpoint or none. Only under FSDP
-and DeepSpeed, whose optimizer state is sharded, does every process also write its
-shard (through ``accelerator.save_state``) into ``engine_state/``.
+so a crash at any moment leaves either the complete checkpoint or none; a checkpoint is
+removed the same way (renamed to a temp name first), so none is ever half-deleted. Only
+under FSDP and DeepSpeed, whose optimizer state is sharded, does every process also
+write its shard (through ``accelerator.save_state``) into ``engine_state/``.
+
+What a crash cannot do, a full disk, a copy cut short or a bad sector can: before a
+checkpoint is resumed, :func:`checkpoint_damage` checks every file against the manifest.
+A checkpoint without a manifest was written by flare-xlt before checkpoints carried one
+(or lost it) and counts as damaged too: the format changed, old ones are not resumed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -34,6 +42,7 @@ from torch import nn
 from torch.distributed.tensor import DTensor, distribute_tensor
 
 from flare_xlt.errors import FlareError
+from flare_xlt.jsonfile import read_json_object
 
 CHECKPOINTS_DIR = "checkpoints"
 WEIGHTS_FILE = "adapter.safetensors"
@@ -42,6 +51,10 @@ SCHEDULER_FILE = "scheduler.pt"
 RNG_FILE = "rng_state.pt"
 STATE_FILE = "trainer_state.json"
 ENGINE_DIR = "engine_state"
+MANIFEST_FILE = "manifest.json"
+MANIFEST_FORMAT = 1
+# What resuming reads from every checkpoint (besides the optimizer state, see below).
+CHECKPOINT_FILES = (WEIGHTS_FILE, SCHEDULER_FILE, RNG_FILE, STATE_FILE)
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 # Engines that may shard parameters and optimizer state across processes.
 SHARDED = (DistributedType.FSDP, DistributedType.DEEPSPEED)
@@ -144,13 +157,16 @@ def checkpoint_dir(output_dir: str | Path, step: int) -> Path:
 
 
 def list_checkpoints(output_dir: str | Path) -> dict[int, Path]:
-    """Complete checkpoints ``{step: directory}``, oldest first (temp dirs are never listed)."""
+    """Published checkpoints ``{step: directory}``, oldest first (temp dirs are never listed).
+
+    Published means renamed into place, not intact: see :func:`checkpoint_damage`.
+    """
     root = Path(output_dir, CHECKPOINTS_DIR)
     found = {}
     if root.is_dir():
         for path in root.iterdir():
             match = _STEP_DIR.match(path.name)
-            if match and (path / STATE_FILE).is_file():
+            if match and path.is_dir():
                 found[int(match.group(1))] = path
     return dict(sorted(found.items()))
 
@@ -161,7 +177,7 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
 
 
 def remove_stale_temp_dirs(output_dir: str | Path) -> None:
-    """Delete half-written checkpoints left by a run that was killed while saving."""
+    """Delete half-written (or half-removed) checkpoints left by a run killed meanwhile."""
     root = Path(output_dir, CHECKPOINTS_DIR)
     if root.is_dir():
         for path in root.glob(".tmp-*"):
@@ -173,11 +189,17 @@ def prune_checkpoints(output_dir: str | Path, keep: int, protect: int | None) ->
     checkpoints = list_checkpoints(output_dir)
     for step in list(checkpoints)[:-keep]:
         if step != protect:
-            shutil.rmtree(checkpoints[step])
+            remove_dir_atomically(checkpoints[step])
 
 
-def read_json(path: str | Path) -> dict:
-    return json.loads(Path(path).read_text())
+def remove_dir_atomically(path: Path) -> None:
+    """Delete ``path`` by renaming it to a ``.tmp-`` name first: a crash never leaves it half
+    there (the renamed remains are what :func:`remove_stale_temp_dirs` cleans up)."""
+    doomed = path.with_name(f".tmp-removed-{path.name}")
+    if doomed.exists():
+        shutil.rmtree(doomed)
+    os.rename(path, doomed)
+    shutil.rmtree(doomed)
 
 
 def write_json_atomically(path: str | Path, payload: dict) -> None:
@@ -192,12 +214,13 @@ def write_json_atomically(path: str | Path, payload: dict) -> None:
 
 
 def write_dir_atomically(target: Path, write: Callable[[Path], None]) -> None:
-    """``write(temp_dir)``, flush every file to disk, then rename ``temp_dir`` to ``target``."""
+    """``write(temp_dir)``, add its manifest, flush every file to disk, rename it to ``target``."""
     temp = target.with_name(f".tmp-{target.name}")
     if temp.exists():
         shutil.rmtree(temp)
     temp.mkdir(parents=True)
     write(temp)
+    write_manifest(temp)
     _publish(temp, target)
 
 
@@ -206,8 +229,8 @@ def _publish(temp: Path, target: Path) -> None:
         if path.is_file():
             _fsync(path)
     _fsync(temp)
-    if target.exists():  # only when a step is saved twice; the old copy is equivalent
-        shutil.rmtree(target)
+    if target.exists():  # final/ written again, after it was found damaged
+        remove_dir_atomically(target)
     os.rename(temp, target)
     _fsync(target.parent)
 
@@ -218,6 +241,86 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# ---------------------------------------------------------------- manifest
+def write_manifest(directory: Path) -> None:
+    """Record the size and sha256 of every file under ``directory`` in its manifest.json."""
+    files = {
+        path.relative_to(directory).as_posix(): {
+            "size": path.stat().st_size,
+            "sha256": _sha256(path),
+        }
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path != directory / MANIFEST_FILE
+    }
+    manifest = {"format": MANIFEST_FORMAT, "files": files}
+    (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def checkpoint_damage(directory: Path) -> str | None:
+    """Why the checkpoint ``directory`` cannot be resumed, in a few words; None if intact."""
+    return directory_damage(directory, CHECKPOINT_FILES, optimizer_state=True)
+
+
+def directory_damage(
+    directory: Path, required: tuple[str, ...], optimizer_state: bool = False
+) -> str | None:
+    """Why ``directory`` cannot be trusted (None: every file its manifest lists matches).
+
+    ``required`` files must be among those listed; with ``optimizer_state`` also
+    ``optimizer.pt`` or (FSDP, DeepSpeed) the files of ``engine_state/``.
+    """
+    try:
+        files = _manifest_files(directory)
+    except FlareError as err:
+        return str(err)
+    needed = list(required)
+    if optimizer_state and not any(name.startswith(f"{ENGINE_DIR}/") for name in files):
+        needed.append(OPTIMIZER_FILE)
+    unlisted = [name for name in needed if name not in files]
+    if unlisted:
+        return f"its {MANIFEST_FILE} does not list {', '.join(unlisted)}"
+    for name, recorded in files.items():
+        if (reason := _file_damage(directory / name, recorded)) is not None:
+            return f"{name} {reason}"
+    return None
+
+
+def _manifest_files(directory: Path) -> dict[str, dict]:
+    """The ``{relative path: {size, sha256}}`` of ``directory``'s manifest."""
+    path = directory / MANIFEST_FILE
+    if not path.is_file():
+        raise FlareError(f"it has no {MANIFEST_FILE} (an older flare-xlt wrote none)")
+    try:
+        manifest = read_json_object(path)
+    except FlareError:
+        raise FlareError(f"its {MANIFEST_FILE} is not valid JSON") from None
+    files = manifest.get("files")
+    entries = files.values() if isinstance(files, dict) else [None]
+    if manifest.get("format") != MANIFEST_FORMAT or not all(isinstance(e, dict) for e in entries):
+        raise FlareError(f"its {MANIFEST_FILE} is not a format-{MANIFEST_FORMAT} manifest")
+    return files
+
+
+def _file_damage(path: Path, recorded: dict) -> str | None:
+    """How ``path`` differs from its manifest entry (``"is missing"``, ...); None if it matches."""
+    if not path.is_file():
+        return "is missing"
+    size = path.stat().st_size
+    if size != recorded.get("size"):
+        return f"has {size} bytes, its manifest says {recorded.get('size')}"
+    if _sha256(path) != recorded.get("sha256"):
+        return "does not match its sha256 checksum"
+    return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------- save / load
@@ -251,6 +354,7 @@ def save_checkpoint(
         torch.save({"scheduler": scheduler.state_dict(), "scaler": scaler}, temp / SCHEDULER_FILE)
         torch.save(rng_states, temp / RNG_FILE)
         (temp / STATE_FILE).write_text(json.dumps(trainer_state, indent=2) + "\n")
+        write_manifest(temp)
         _publish(temp, directory)
     accelerator.wait_for_everyone()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -68,40 +67,33 @@ def run_experiment(
     """
     if report_only:
         return _report_finished(config)
-    # timings: wall seconds of the work this invocation did; resumed cells keep the
-    # train/eval seconds of the run that computed them in their own results
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
     check_languages(config)
-    stage1_trained = not (config.stage1_root / STAGE1_MARKER).is_file()
     stage1_dir = run_stage1(config, progress)
-    if stage1_trained:
-        timings["stage1_seconds"] = time.perf_counter() - start
-    results: list[RunResult] = []
-    cells = grid(config)
+    finished: list[tuple[Cell, list[RunResult]]] = []
     report = {}
-    for cell in tqdm(cells, desc="grid", disable=not progress, unit="cell"):
+    for cell in tqdm(grid(config), desc="grid", disable=not progress, unit="cell"):
         if (done := load_cell_results(config, cell)) is None:
-            cell_start = time.perf_counter()
             done = run_cell(config, cell, stage1_dir, progress)
-            timings[cell.name] = time.perf_counter() - cell_start
-        results += done
-        report = write_report(config, results, timings)  # a partial table after every cell
+        finished.append((cell, done))
+        report = write_report(config, finished)  # a partial table after every cell
     return report
 
 
 def _report_finished(config: ExperimentConfig) -> dict:
-    finished = [load_cell_results(config, cell) for cell in grid(config)]
-    results = [result for done in finished if done is not None for result in done]
-    if not results:
+    loaded = [(cell, load_cell_results(config, cell)) for cell in grid(config)]
+    finished = [(cell, done) for cell, done in loaded if done is not None]
+    if not finished:
         raise FlareError(f"no finished cell of this grid under {config.root / 'cells'}")
-    return write_report(config, results, {})
+    return write_report(config, finished)
 
 
-def write_report(config: ExperimentConfig, results: list[RunResult], timings: dict) -> dict:
+def write_report(config: ExperimentConfig, finished: list[tuple[Cell, list[RunResult]]]) -> dict:
     """Write results.json (config, versions, provenance, timings), .md, .png and config.json.
 
-    Every process builds the table; only the main one writes the files.
+    ``finished`` pairs each finished cell with its results. The timings are those that
+    stage1.json and the cells recorded when they were computed (see :func:`recorded_timings`),
+    so a resumed or ``--report-only`` run reports the same ones. Every process builds the
+    table; only the main one writes the files.
     """
     stage1_record = config.stage1_root / STAGE1_MARKER
     if not stage1_record.is_file():
@@ -109,6 +101,8 @@ def write_report(config: ExperimentConfig, results: list[RunResult], timings: di
             f"{stage1_record} is missing: the report records which English task model the "
             "cells used; restore it from version control"
         )
+    stage1 = read_json_object(stage1_record)
+    results = [result for _, done in finished for result in done]
     spec = task_spec(config)
     root = config.report_root
     methods = list(dict.fromkeys(r.method for r in results))
@@ -120,8 +114,9 @@ def write_report(config: ExperimentConfig, results: list[RunResult], timings: di
         "task": config.task,
         **data_provenance(config),
         "english_side_at_test": config.data.english_side,
-        "stage1": read_json_object(stage1_record),
+        "stage1": stage1,
     }
+    timings = recorded_timings(stage1, finished)
     if is_main_process():
         root.mkdir(parents=True, exist_ok=True)
         (root / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
@@ -130,6 +125,31 @@ def write_report(config: ExperimentConfig, results: list[RunResult], timings: di
         plot_results(table, root / "results.png", title=title)
     wait_for_everyone()
     return {"table": table, "markdown": markdown, "root": Path(root)}
+
+
+def recorded_timings(stage1: dict, finished: list[tuple[Cell, list[RunResult]]]) -> dict:
+    """The seconds the runs that computed them recorded, for results.json.
+
+    ``stage1_train_seconds`` from stage1.json; per cell ``train_seconds`` (its training,
+    resumed runs included; absent for methods that train nothing) and ``eval_seconds``
+    (scoring all its test languages), from its results. A time nobody recorded is left out.
+    """
+    timings: dict = {}
+    if "train_seconds" in stage1:
+        timings["stage1_train_seconds"] = stage1["train_seconds"]
+    timings["cells"] = {cell.name: _cell_timings(done) for cell, done in finished}
+    return timings
+
+
+def _cell_timings(results: list[RunResult]) -> dict[str, float]:
+    """``train_seconds`` (one training serves all of a cell's languages) and ``eval_seconds``."""
+    timings = {}
+    if "train_seconds" in results[0].extra:
+        timings["train_seconds"] = results[0].extra["train_seconds"]
+    evaluated = [r.extra["eval_seconds"] for r in results if "eval_seconds" in r.extra]
+    if evaluated:
+        timings["eval_seconds"] = sum(evaluated)
+    return timings
 
 
 def combine_reports(

@@ -7,10 +7,14 @@ comes from how the script is launched (``accelerate launch --config_file ...`` o
 
 Runs are restartable: checkpoints land in ``output_dir/checkpoints/step-<N>/`` (see
 :mod:`flare_xlt.recipes.checkpoint`), and calling ``train`` again with the same
-arguments continues from the newest complete one, replaying the exact data order and
-RNG streams, so the result equals that of an uninterrupted run. A finished run
-(``output_dir/result.json``) is not retrained: its best weights are loaded and its
-result returned.
+arguments continues from the newest intact one, replaying the exact data order and
+RNG streams, so the result equals that of an uninterrupted run. A damaged checkpoint
+(one that does not match its manifest) is skipped with a warning; if checkpoints exist
+but none can be resumed, ``train`` fails with one line naming the folder to delete. A
+finished run (``output_dir/result.json``) is not retrained: its best weights are loaded
+and its result returned. If its ``result.json`` or ``final/`` is damaged, it is finished
+again from its newest usable checkpoint (the last one holds the finished state, so
+nothing is trained twice and nothing is lost).
 
 Residual nondeterminism: the same run is only bit-identical on the same hardware and
 software; GPU kernels may be nondeterministic unless
@@ -42,7 +46,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from flare_xlt.errors import FlareError
-from flare_xlt.jsonfile import differing_keys
+from flare_xlt.jsonfile import differing_keys, read_json_object
 from flare_xlt.recipes import checkpoint as ckpt
 from flare_xlt.recipes.sampling import LengthGroupedSampler, example_length
 
@@ -68,8 +72,6 @@ _TRAJECTORY = (
     "early_stopping_patience",
     "run_settings",
 )
-# Fingerprint keys that checkpoints written by flare-xlt 0.1.0 lack: those resume with a warning.
-_ADDED_TO_FINGERPRINT = ("eval_every_steps", "early_stopping_patience", "run_settings")
 
 
 class TrainingDiverged(FlareError):
@@ -239,7 +241,8 @@ def train(
 
     Raises:
         TrainingDiverged: the loss became NaN/inf (no checkpoint is written for that step).
-        FlareError: bad settings, or ``output_dir`` holds a run with other settings.
+        FlareError: bad settings, ``output_dir`` holds a run with other settings, or
+            checkpoints none of which can be resumed (damaged, or from an older format).
     """
     if args.early_stopping_patience is not None and eval_fn is None:
         raise FlareError("early_stopping_patience needs an eval_fn to measure improvement")
@@ -247,8 +250,9 @@ def train(
         raise FlareError("train_data is empty")
     accelerator = _make_accelerator(args)
     fingerprint = _fingerprint(args, len(train_data), accelerator.num_processes)
-    if (args.output_dir / RESULT_FILE).is_file():
-        return _finished_result(accelerator, model, args.output_dir, fingerprint)
+    finished = _finished_result(accelerator, model, args.output_dir, fingerprint)
+    if finished is not None:
+        return finished
     resume_dir, state = _resume_point(accelerator, model, args, fingerprint)
     resumed_from = state.global_step if resume_dir is not None else None
 
@@ -520,18 +524,69 @@ def _check_accumulation(accelerator: Accelerator, args: TrainingArguments) -> No
 def _resume_point(
     accelerator: Accelerator, model: nn.Module, args: TrainingArguments, fingerprint: dict
 ) -> tuple[Path | None, _LoopState]:
-    """The newest complete checkpoint (its weights loaded into ``model``) and its loop state."""
+    """The newest usable checkpoint (its weights loaded into ``model``) and its loop state.
+
+    No checkpoint: training starts at step 0. Checkpoints newer than the one resumed
+    (damaged, or needing damaged best weights) and damaged older ones are removed, as the
+    resumed run writes those steps again.
+    """
     if accelerator.is_main_process:
         args.output_dir.mkdir(parents=True, exist_ok=True)
         ckpt.remove_stale_temp_dirs(args.output_dir)
     accelerator.wait_for_everyone()
-    resume_dir = ckpt.latest_checkpoint(args.output_dir)
-    if resume_dir is None:
+    checkpoints = ckpt.list_checkpoints(args.output_dir)
+    if not checkpoints:
         return None, _LoopState()
-    saved = ckpt.read_json(resume_dir / ckpt.STATE_FILE)
+    damage = {step: ckpt.checkpoint_damage(path) for step, path in checkpoints.items()}
+    resume_step = _newest_usable(accelerator, checkpoints, damage)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        for step, path in checkpoints.items():
+            if step > resume_step or damage[step] is not None:
+                ckpt.remove_dir_atomically(path)
+    accelerator.wait_for_everyone()
+    resume_dir = checkpoints[resume_step]
+    saved = read_json_object(resume_dir / ckpt.STATE_FILE)
     _check_fingerprint(saved["fingerprint"], fingerprint, resume_dir)
     ckpt.load_trainable_weights(model, resume_dir / ckpt.WEIGHTS_FILE)
     return resume_dir, _LoopState(**saved["loop"])
+
+
+def _newest_usable(
+    accelerator: Accelerator, checkpoints: dict[int, Path], damage: dict[int, str | None]
+) -> int:
+    """The step of the newest checkpoint that is intact and whose best weights are too.
+
+    Each one passed over is named in a warning with the reason; a FlareError (one line)
+    when there is none.
+    """
+    reasons = []
+    for step in sorted(checkpoints, reverse=True):
+        reason = _unusable_because(step, checkpoints, damage)
+        if reason is None:
+            return step
+        reasons.append(f"{checkpoints[step].name} {reason}")
+        if accelerator.is_main_process:
+            logger.warning("skipping %s, which %s", checkpoints[step], reason)
+    root = checkpoints[max(checkpoints)].parent
+    raise FlareError(
+        f"no checkpoint in {root} can be resumed: delete it to train this run again from the "
+        f"start ({'; '.join(reasons)})"
+    )
+
+
+def _unusable_because(
+    step: int, checkpoints: dict[int, Path], damage: dict[int, str | None]
+) -> str | None:
+    """Why the checkpoint at ``step`` cannot be resumed, or None."""
+    if damage[step] is not None:
+        return f"is damaged: {damage[step]}"
+    best = read_json_object(checkpoints[step] / ckpt.STATE_FILE)["loop"]["best_step"]
+    best_intact = best in damage and damage[best] is None
+    if best is None or best == step or best_intact:
+        return None
+    needs = f"cannot be resumed: the best checkpoint it refers to, step-{best}, is"
+    return f"{needs} damaged: {damage[best]}" if best in damage else f"{needs} missing"
 
 
 def _data_loader(train_data: Sequence, collate_fn: Callable, args: TrainingArguments) -> DataLoader:
@@ -580,14 +635,6 @@ def _fingerprint(args: TrainingArguments, num_examples: int, num_processes: int)
 
 
 def _check_fingerprint(saved: dict, current: dict, where: Path) -> None:
-    unrecorded = [key for key in _ADDED_TO_FINGERPRINT if key not in saved]
-    if unrecorded:
-        logger.warning(
-            "%s was written before flare-xlt recorded %s: those settings are not checked",
-            where,
-            ", ".join(unrecorded),
-        )
-        saved = {**saved, **{key: current.get(key) for key in unrecorded}}
     changed = differing_keys(saved, current)
     if changed:
         detail = ", ".join(
@@ -641,12 +688,48 @@ def _finish(
 
 def _finished_result(
     accelerator: Accelerator, model: nn.Module, output_dir: Path, fingerprint: dict
-) -> TrainResult:
-    saved = ckpt.read_json(output_dir / RESULT_FILE)
+) -> TrainResult | None:
+    """A finished run's result, its final weights loaded into ``model``; None if unfinished.
+
+    Also None, with a warning, when ``result.json`` or ``final/`` is damaged: the run is
+    then finished again from its checkpoints rather than trusted.
+    """
+    record = output_dir / RESULT_FILE
+    if not record.is_file():
+        return None
+    saved, problem = _read_result(record)
+    if saved is None:
+        _distrust(accelerator, problem)
+        return None
     # finished weights serve any process count: only a resume must keep it
     independent = {k: v for k, v in fingerprint.items() if k != "num_processes"}
     saved_independent = {k: v for k, v in saved["fingerprint"].items() if k != "num_processes"}
     _check_fingerprint(saved_independent, independent, output_dir)
-    ckpt.load_trainable_weights(model, output_dir / FINAL_DIR / ckpt.WEIGHTS_FILE)
+    final = output_dir / FINAL_DIR
+    if (reason := ckpt.directory_damage(final, (ckpt.WEIGHTS_FILE,))) is not None:
+        _distrust(accelerator, f"{final} is damaged: {reason}")
+        return None
+    ckpt.load_trainable_weights(model, final / ckpt.WEIGHTS_FILE)
     _info(accelerator, "%s already holds a finished run: loaded its weights", output_dir)
     return TrainResult(**saved["result"])
+
+
+def _read_result(record: Path) -> tuple[dict | None, str]:
+    """``(the saved result.json, "")``, or ``(None, what is wrong with it, naming it)``."""
+    try:
+        saved = read_json_object(record)
+    except FlareError as err:
+        return None, str(err)
+    if not isinstance(saved.get("result"), dict) or not isinstance(saved.get("fingerprint"), dict):
+        return None, f"{record} lacks the result or the fingerprint of a training run"
+    try:
+        TrainResult(**saved["result"])
+    except TypeError as err:
+        return None, f"{record} holds no valid training result ({err})"
+    return saved, ""
+
+
+def _distrust(accelerator: Accelerator, problem: str) -> None:
+    """Warn that a finished run's records are not trusted because of ``problem``."""
+    if accelerator.is_main_process:
+        logger.warning("%s; finishing the run again from its newest usable checkpoint", problem)
