@@ -51,6 +51,15 @@ def tiny_backbones(tmp_path_factory):
     )
     bert.save_pretrained(root / "bert")
     bert_tokenizer.save_pretrained(root / "bert")
+    torch.manual_seed(0)
+    mt5 = tf.MT5ForConditionalGeneration(
+        tf.MT5Config(
+            vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+            pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+        )
+    )  # fmt: skip
+    mt5.save_pretrained(root / "mt5")
+    tokenizer.save_pretrained(root / "mt5")
     return root
 
 
@@ -520,3 +529,51 @@ def test_a_fresh_adapter_is_seeded_by_its_cell_not_by_what_ran_before(tiny_backb
     first, later = initial_lora_a(1, seed=42), initial_lora_a(1000, seed=42)
     assert all(torch.equal(a, b) for a, b in zip(first, later, strict=True))
     assert not torch.equal(first[0], initial_lora_a(0, seed=43)[0])
+
+
+def test_a_4bit_grid_trains_stage1_and_flare_and_records_the_quantization(tiny_backbones, tmp_path):
+    pytest.importorskip("bitsandbytes")
+    config = load_config(
+        overrides=[
+            f"backbone={tiny_backbones / 'llama'}",
+            f"output_dir={tmp_path / 'run'}",
+            "methods=[flare]",
+            "quantization.load_in_4bit=true",
+            "data.max_train_examples=4",
+            "data.max_validation_examples=4",
+            "data.max_test_examples=4",
+            "stage1.max_steps=1",
+            "stage2.max_steps=1",
+        ]
+    )
+    run_experiment(config, progress=False)
+    results = read_results_json(config.root / "results.json")
+    assert [r.method for r in results] == ["flare"]
+    stage1 = json.loads((config.stage1_root / "stage1.json").read_text())
+    assert stage1["settings"]["quantization"]["quant_type"] == "nf4"
+    merged = json.loads((config.stage1_root / "model" / "config.json").read_text())
+    assert merged["quantization_config"]["load_in_4bit"]  # requantized after the merge
+    cell = next((config.root / "cells").rglob("cell.json"))
+    assert json.loads(cell.read_text())["settings"]["quantization"]["load_in_4bit"]
+
+
+def test_an_encoder_decoder_backbone_scores_label_words_at_the_decoders_first_step(
+    tiny_backbones, tmp_path
+):
+    config = load_config(
+        overrides=[
+            f"backbone={tiny_backbones / 'mt5'}",
+            f"output_dir={tmp_path / 'run'}",
+            "methods=[zero_shot, lora, flare]",
+            "data.max_train_examples=4",
+            "data.max_validation_examples=4",
+            "data.max_test_examples=4",
+            "stage1.max_steps=1",
+            "stage2.max_steps=1",
+        ]
+    )
+    run_experiment(config, progress=False)
+    results = read_results_json(config.root / "results.json")
+    assert {r.method for r in results} == {"zero_shot", "lora", "flare"}
+    setup = prepare_method(config, "flare", config.stage1_root / "model")
+    assert setup.scorer.seq2seq and setup.model.flare_config.alignment == "token_index"

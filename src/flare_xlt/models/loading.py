@@ -11,6 +11,7 @@ from transformers import (
     AutoModel,
     AutoModelForCausalLM,
     AutoModelForQuestionAnswering,
+    AutoModelForSeq2SeqLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     PretrainedConfig,
@@ -30,6 +31,7 @@ from flare_xlt.models.registry import BUILTIN_MODELS
 
 TASKS = {
     "causal_lm": AutoModelForCausalLM,
+    "seq2seq_lm": AutoModelForSeq2SeqLM,
     "sequence_classification": AutoModelForSequenceClassification,
     "question_answering": AutoModelForQuestionAnswering,
     "encoder": AutoModel,
@@ -49,7 +51,8 @@ def load_backbone(
     converted into the cache on first use), a local HF directory, or a hub id (downloaded
     by ``from_pretrained``; with ``HF_HUB_OFFLINE=1`` only the local HF cache is used).
 
-    Tasks: ``causal_lm`` (decoders only), ``sequence_classification`` (``num_labels``
+    Tasks: ``causal_lm`` (decoders only), ``seq2seq_lm`` (encoder-decoders: T5, mT5),
+    ``sequence_classification`` (``num_labels``
     classes, default 2), ``question_answering`` and ``encoder`` (the bare model; for an
     encoder-decoder such as NLLB, its encoder stack). Heads that the checkpoint lacks are
     randomly initialised: for ``sequence_classification`` on multilingual-e5-small that

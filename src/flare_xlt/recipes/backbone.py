@@ -16,7 +16,8 @@ CLASSIFIER_HEADS = ("classifier", "pooler", "score", "qa_outputs")
 
 
 def head_kind(name_or_path: str) -> HeadKind:
-    """``causal_lm`` for decoder LLMs, ``classifier`` for encoders."""
+    """``causal_lm`` for decoder LLMs, ``seq2seq`` for encoder-decoders (T5, mT5),
+    ``classifier`` for encoders."""
     if name_or_path in BUILTIN_MODELS:
         return "causal_lm" if BUILTIN_MODELS[name_or_path].kind == "decoder" else "classifier"
     source, is_hub = resolve_source(name_or_path)
@@ -26,6 +27,8 @@ def head_kind(name_or_path: str) -> HeadKind:
         raise ModelUnavailableError(
             f"could not read the config of {name_or_path!r}: {str(err).splitlines()[0]}"
         ) from None
+    if config.is_encoder_decoder:
+        return "seq2seq"
     return "causal_lm" if is_decoder_config(config) else "classifier"
 
 
@@ -37,8 +40,9 @@ def load_task_model(
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The backbone with its head: the LM head, or a classification / extractive-QA head."""
     num_labels = len(spec.label_names)
-    if head == "causal_lm":
-        model, tokenizer = load_backbone(name_or_path, "causal_lm", quantization=quantization)
+    if head in ("causal_lm", "seq2seq"):
+        task = "causal_lm" if head == "causal_lm" else "seq2seq_lm"
+        model, tokenizer = load_backbone(name_or_path, task, quantization=quantization)
     elif spec.kind == "qa":
         model, tokenizer = load_backbone(
             name_or_path, "question_answering", quantization=quantization

@@ -7,7 +7,13 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
-from flare_xlt.recipes.features import Collator, Featurizer, HeadKind, verbalizer_token_ids
+from flare_xlt.recipes.features import (
+    GENERATIVE,
+    Collator,
+    Featurizer,
+    HeadKind,
+    verbalizer_token_ids,
+)
 from flare_xlt.recipes.methods import Method
 from flare_xlt.recipes.qa import QACollator, QAFeaturizer, QAScorer
 from flare_xlt.recipes.scoring import ClassificationScorer
@@ -40,9 +46,9 @@ def build_components(
             QACollator(tokenizer.pad_token_id, tokenizer.padding_side, latent_pad),
             QAScorer(head, tokenizer),
         )
-    verbalizers = verbalizer_token_ids(tokenizer, template) if head == "causal_lm" else None
+    verbalizers = verbalizer_token_ids(tokenizer, template) if head in GENERATIVE else None
     return Components(
         Featurizer(tokenizer, template, head, method, max_length, latent_tokenizer),
         Collator(tokenizer.pad_token_id, tokenizer.padding_side, latent_pad),
-        ClassificationScorer(len(spec.label_names), verbalizers),
+        ClassificationScorer(len(spec.label_names), verbalizers, seq2seq=head == "seq2seq"),
     )

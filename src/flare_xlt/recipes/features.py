@@ -21,7 +21,8 @@ from flare_xlt.recipes.methods import Method
 from flare_xlt.recipes.truncation import Truncations
 from flare_xlt.tasks import ClassificationExample, PromptTemplate
 
-HeadKind = Literal["causal_lm", "classifier"]
+HeadKind = Literal["causal_lm", "seq2seq", "classifier"]
+GENERATIVE = ("causal_lm", "seq2seq")  # heads that read a prompt and answer in words
 
 
 @dataclass
@@ -31,8 +32,10 @@ class Featurizer:
     Attributes:
         tokenizer: the backbone's tokenizer.
         template: prompt template (used for causal LMs; encoders see raw texts).
-        head: ``causal_lm`` (verbalizer scoring at the last prompt token) or
-            ``classifier`` (a sequence-classification head).
+        head: ``causal_lm`` (verbalizer scoring at the last prompt token), ``seq2seq``
+            (an encoder-decoder: the prompt is the encoder's input and the label words
+            are scored at the decoder's first step) or ``classifier`` (a
+            sequence-classification head).
         method: decides the main input and the extra streams.
         max_length: token limit of one side; concatenated input gets twice this.
         latent_tokenizer: tokenizer of the FLARE-MT latent encoder.
@@ -49,7 +52,7 @@ class Featurizer:
 
     def __call__(self, example: ClassificationExample) -> dict:
         if self.method.main_input == "concat":
-            texts = _concatenate(example, "\n" if self.head == "causal_lm" else " ")
+            texts = _concatenate(example, "\n" if self.head in GENERATIVE else " ")
             main = self._encode(texts, 2 * self.max_length, "input")
         else:
             main = self._encode(_side(example, self.method.main_input), self.max_length, "input")
@@ -65,7 +68,7 @@ class Featurizer:
         return feature
 
     def _encode(self, texts: Sequence[str], max_length: int, stream: str) -> list[int]:
-        if self.head == "causal_lm":
+        if self.head in GENERATIVE:
             prompt = self.template.format(*texts).rstrip(" ")
             return self._cut(self.tokenizer(prompt)["input_ids"], max_length, stream)
         ids = self.tokenizer(*texts, verbose=False)["input_ids"]  # counted before the cut

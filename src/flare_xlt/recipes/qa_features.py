@@ -31,7 +31,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from flare_xlt.errors import FlareError
-from flare_xlt.recipes.features import HeadKind, pad
+from flare_xlt.recipes.features import GENERATIVE, HeadKind, pad
 from flare_xlt.recipes.methods import MainInput, Method
 from flare_xlt.recipes.truncation import Truncations
 from flare_xlt.tasks import PromptTemplate, QAExample
@@ -79,7 +79,7 @@ class QAFeaturizer:
     def __post_init__(self) -> None:
         if not self.tokenizer.is_fast:
             raise FlareError("QA featurization needs a fast tokenizer (for character offsets)")
-        if self.head == "causal_lm":
+        if self.head in GENERATIVE:
             if sorted(self.template.fields) != ["context", "question"]:
                 raise FlareError(
                     f"a QA prompt template needs the fields context and question, "
@@ -87,7 +87,7 @@ class QAFeaturizer:
                 )
             if self.tokenizer.eos_token_id is None:
                 raise FlareError("generative QA needs a tokenizer with an EOS token")
-            if self.max_length <= self.max_answer_tokens + 1:
+            if self.head == "causal_lm" and self.max_length <= self.max_answer_tokens + 1:
                 raise FlareError(
                     f"max_length {self.max_length} leaves no room for a prompt next to "
                     f"max_answer_tokens {self.max_answer_tokens} and EOS"
@@ -96,21 +96,23 @@ class QAFeaturizer:
             raise FlareError(f"method {self.method.name!r} needs a latent encoder tokenizer")
 
     def __call__(self, example: QAExample) -> dict:
-        separator = "\n" if self.head == "causal_lm" else " "
+        separator = "\n" if self.head in GENERATIVE else " "
         main = _compose(example, self.method.main_input, separator)
         scale = 2 if self.method.main_input == "concat" else 1
         limit = min(scale * self.max_length, self.tokenizer.model_max_length)
         if self.head == "causal_lm":
             feature = self._generative(main, limit)
+        elif self.head == "seq2seq":
+            feature = self._seq2seq(main, limit)
         else:
             feature = self._extractive(main, limit)
         feature.update(references=self._references(example), cache_key=example.id)
         if self.method.source == "model":
             english = _compose(example, "source", separator)
             limit = min(self.max_length, self.tokenizer.model_max_length)
-            if self.head == "causal_lm":
+            if self.head in GENERATIVE:
                 tokens, _ = self._prompt_tokens(english)
-                limit = self._prompt_budget(limit)
+                limit = self._prompt_budget(limit) if self.head == "causal_lm" else limit
             else:
                 tokens, _, _ = self._pair_tokens(english)
             self.truncations.add("English", len(tokens.ids), limit)
@@ -168,6 +170,18 @@ class QAFeaturizer:
             "input_ids": prefix + answer,
             "labels": [IGNORE_INDEX] * len(prefix) + answer,
             "prompt_ids": tokens.kept_ids(budget),
+        }
+
+    def _seq2seq(self, main: _Input, max_length: int) -> dict:
+        """Encoder-decoder: ``input_ids`` (the prompt, the encoder's input), ``labels`` (the
+        answer and EOS, the decoder's targets) and ``prompt_ids``, as id lists."""
+        tokens, _ = self._prompt_tokens(main)
+        self.truncations.add("input", len(tokens.ids), max_length)
+        answer = self.tokenizer(main.answer, add_special_tokens=False)["input_ids"]
+        return {
+            "input_ids": tokens.kept_ids(max_length, around_answer=True),
+            "labels": [*answer[: self.max_answer_tokens], self.tokenizer.eos_token_id],
+            "prompt_ids": tokens.kept_ids(max_length),
         }
 
     def _answer_ids(self, prompt: str, answer: str) -> list[int]:

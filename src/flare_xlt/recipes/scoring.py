@@ -35,12 +35,15 @@ class ClassificationScorer:
     Attributes:
         num_classes: ``C``, the task's number of classes (``len(spec.label_names)``);
             macro-F1 averages over all of them, also over one that no example has.
-        verbalizer_ids: for a causal LM, the token id scored for each class;
-            None for a model with a classification head.
+        verbalizer_ids: for a causal LM or an encoder-decoder, the token id scored for
+            each class; None for a model with a classification head.
+        seq2seq: the model is an encoder-decoder: the label words are scored at the
+            decoder's first step (its input is the decoder start token).
     """
 
     num_classes: int
     verbalizer_ids: list[int] | None = None
+    seq2seq: bool = False
     metric_key = None  # the task metric's own name is the number to report
 
     def references(self, features: Sequence[dict]) -> list[int]:
@@ -68,6 +71,8 @@ class ClassificationScorer:
         inputs = model_inputs(model, batch)
         if self.verbalizer_ids is None:
             return model(**inputs)
+        if self.seq2seq:
+            return model(**inputs, decoder_input_ids=decoder_start(model, batch["input_ids"]))
         return model(**inputs, logits_to_keep=1)
 
     def _classes(self, logits: Tensor) -> Tensor:
@@ -94,6 +99,12 @@ class ClassificationScorer:
         return predict_in_order(
             model, features, collate, classes, batch_size, progress, description
         )
+
+
+def decoder_start(model: nn.Module, input_ids: Tensor) -> Tensor:
+    """``[B, 1]`` decoder start tokens of an encoder-decoder ``model``, for ``[B, T]`` inputs."""
+    start = unwrap_model(model).config.decoder_start_token_id
+    return torch.full((input_ids.shape[0], 1), start, dtype=torch.long, device=input_ids.device)
 
 
 def predict_in_order(
