@@ -22,9 +22,9 @@ from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
 from flare_xlt.languages import language_code, resolve_language
 from flare_xlt.models.quantization import QuantizationArgs
-from flare_xlt.recipes.methods import get_method
+from flare_xlt.recipes.methods import METHODS, get_method
 from flare_xlt.recipes.training import TrainArgs
-from flare_xlt.tasks import get_task_spec
+from flare_xlt.tasks import TaskSpec, get_task_spec
 
 
 @dataclass
@@ -159,6 +159,8 @@ class ExperimentConfig:
         _refuse_duplicates("seeds", self.seeds)
         if self.eval_batch_size < 1:
             raise FlareError(f"eval_batch_size={self.eval_batch_size}: use at least 1")
+        if self.data.files is None:
+            _refuse_methods_needing_english(get_task_spec(self.task), self.methods)
         qa = self.data.files is None and get_task_spec(self.task).kind == "qa"
         for method in self.methods:
             if get_method(method).mixup and qa:
@@ -201,6 +203,17 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _refuse_methods_needing_english(spec: TaskSpec, methods: list[str]) -> None:
+    """One line naming the alternative when ``methods`` need an English side ``spec`` lacks."""
+    needing = [name for name in methods if get_method(name).uses_english]
+    if needing and not spec.has_english_side:
+        working = ", ".join(name for name in METHODS if not METHODS[name].uses_english)
+        raise FlareError(
+            f"{spec.without_english}; drop {', '.join(needing)} (methods that work "
+            f"on {spec.name}: {working})"
+        )
 
 
 def _refuse_duplicates(axis: str, entries: list) -> None:

@@ -48,10 +48,15 @@ def load_examples(config: ExperimentConfig, language: str, split: str) -> list:
 
 
 def check_languages(config: ExperimentConfig) -> None:
-    """Read each language's test split once, so that a language the task or the data lack
-    fails before any training rather than when its first cell starts."""
+    """Read each language's test split once (and its train and validation splits when a
+    method trains), so that a language the task or the data lack fails before any training
+    rather than when its first cell starts (e.g. LoRA on a TyDiQA language without a train
+    file)."""
+    trains = any(get_method(name).trains for name in config.methods)
+    splits = SPLITS if trains else ("test",)
     for language in config.languages:
-        load_examples(config, language, "test")
+        for split in splits:
+            load_examples(config, language, split)
 
 
 def subsample(examples: list, limit: int | None) -> list:
@@ -73,10 +78,7 @@ def _english(example):
             raise FlareError(f"example {example.id!r} has no English side for stage 1")
         return dataclasses.replace(example, language="eng", target=example.source)
     if not example.has_source or not example.source_answers:
-        raise FlareError(
-            f"QA example {example.id!r} has no English side for stage 1 "
-            "(TyDiQA has none: train stage 1 on XQuAD pairs or translated data)"
-        )
+        raise FlareError(f"QA example {example.id!r} has no English side for stage 1")
     return dataclasses.replace(
         example,
         language="eng",

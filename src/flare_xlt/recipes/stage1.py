@@ -1,7 +1,8 @@
 """Stage 1: the English task model, trained once per (backbone, task) and reused by every method.
 
 A LoRA adapter (plus, for encoders, the classification head) is trained on the
-English side of the task data, merged into the base weights and saved as an
+English task data (the English side of the pairs, or a task's own English split:
+:func:`english_data`), merged into the base weights and saved as an
 ordinary Hugging Face model directory.
 """
 
@@ -119,14 +120,20 @@ def _save_merged(lora: FlareModel, tokenizer, directory: Path) -> None:
 
 
 def english_data(config: ExperimentConfig) -> tuple[list, list]:
-    """The English side of the first language's training and validation pairs.
+    """The English training and validation examples of stage 1.
 
-    Parallel tasks (NusaX, XNLI, XQuAD) give every language the same English side, so one
-    English task model serves them all; :func:`stage1_settings` records a fingerprint of
-    these texts, not the language they were read from.
+    Parallel tasks (NusaX, XNLI, XQuAD) give every language the same English side, so the
+    English side of the first language's pairs serves them all. A task whose examples have
+    no English side names the language stage 1 reads instead (``TaskSpec.stage1_language``:
+    TyDiQA trains on its English train file). Either way :func:`stage1_settings` records a
+    fingerprint of these texts, not the language or file they were read from.
     """
+    splits = ("train", "validation")
+    english = task_spec(config).stage1_language
+    if english is not None:
+        return tuple(load_examples(config, english, split) for split in splits)
     language = config.languages[0]
-    return tuple(english_only(load_examples(config, language, s)) for s in ("train", "validation"))
+    return tuple(english_only(load_examples(config, language, split)) for split in splits)
 
 
 def fingerprint(examples: list) -> str:

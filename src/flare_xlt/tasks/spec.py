@@ -22,6 +22,13 @@ class TaskSpec:
         label_names: the classes, in label-index order (empty for QA).
         metric: ``"macro_f1"``, ``"accuracy"`` or ``"squad"`` (exact match and F1).
         prompt: the default (English) prompt template for LLMs.
+        stage1_language: where stage 1 (the English task model) gets its English: None
+            (the default) reads the English side of the first language's pairs; a
+            language (TyDiQA: ``"english"``) reads that language's own train and
+            validation splits of this task, for tasks whose examples have no English side.
+        without_english: None when every example pairs its target side with English;
+            otherwise the one-line reason, naming the alternative, that refuses the
+            methods needing that English side (translate-test, input fusion, FLARE, X-Mixup).
     """
 
     name: str
@@ -29,6 +36,8 @@ class TaskSpec:
     label_names: tuple[str, ...]
     metric: str
     prompt: PromptTemplate
+    stage1_language: str | None = None
+    without_english: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -44,6 +53,16 @@ class TaskSpec:
                 raise FlareError(f"task {self.name!r} has duplicate label names")
             if self.prompt.verbalizers and len(self.prompt.verbalizers) != len(self.label_names):
                 raise FlareError(f"task {self.name!r}: one verbalizer per label is needed")
+        if not self.has_english_side and self.stage1_language is None:
+            raise FlareError(
+                f"task {self.name!r} has no English side: name the language stage 1 trains "
+                "on (stage1_language)"
+            )
+
+    @property
+    def has_english_side(self) -> bool:
+        """Whether every example pairs its target side with English (``source_*``)."""
+        return self.without_english is None
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -63,7 +82,17 @@ TASKS: dict[str, TaskSpec] = {
             "accuracy",
             get_template("xnli"),
         ),
-        TaskSpec("tydiqa", "qa", (), "squad", get_template("tydiqa")),
+        TaskSpec(
+            "tydiqa",
+            "qa",
+            (),
+            "squad",
+            get_template("tydiqa"),
+            stage1_language="english",
+            without_english=(
+                "TyDiQA has no English side; for FLARE on QA use task=xquad (English pairs)"
+            ),
+        ),
         TaskSpec("xquad", "qa", (), "squad", get_template("xquad")),
     )
 }
