@@ -90,6 +90,12 @@ def evaluate(
     adapter: Annotated[
         Path | None, typer.Option(help="Adapter directory (trained methods only).")
     ] = None,
+    target_only: Annotated[
+        bool,
+        typer.Option(
+            "--target-only", help="Run a FLARE adapter on the target text alone (no English)."
+        ),
+    ] = False,
     config: ConfigOption = None,
     set_: SetOption = None,
     data_dir: DataDirOption = None,
@@ -97,19 +103,27 @@ def evaluate(
 ) -> None:
     """Evaluate the stage-1 model (zero_shot, translate_test) or a saved adapter on a test set."""
     from flare_xlt.recipes import evaluate_language, load_config, prepare_method, run_stage1
-    from flare_xlt.recipes.methods import METHODS
+    from flare_xlt.recipes.methods import METHODS, get_method
     from flare_xlt.recipes.stage2 import check_adapter_method
+    from flare_xlt.recipes.target_only import check_target_only, without_english
 
     overrides = [*(set_ or []), *_one_cell(method, lang)]
     settings = load_config(config, overrides, values=_paths(data_dir=data_dir))
+    if target_only:
+        check_target_only(get_method(method))
     if METHODS[method].trains and adapter is None:
         raise FlareError(f"method {method!r} trains an adapter: pass --adapter DIR")
     if adapter is not None:
         check_adapter_method(adapter, METHODS[method])
     stage1_dir = run_stage1(settings, progress=not quiet)
     setup = prepare_method(settings, method, stage1_dir, adapter)
+    if target_only:
+        setup = without_english(setup)
     result = evaluate_language(settings, setup, lang, seed=0, progress=not quiet)
-    typer.echo(f"{result.method} {result.language}: {result.metric} = {result.score:.2f}")
+    typer.echo(
+        f"{result.method} {result.language}: {result.metric} = {result.score:.2f} "
+        f"(English at test time: {result.english_side})"
+    )
 
 
 @app.command()

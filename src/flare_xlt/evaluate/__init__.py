@@ -1,5 +1,6 @@
-"""Evaluation: task metrics and experiment reports (tables, results.json, plots)."""
+"""Evaluation: task metrics, chrF of translations, and experiment reports (tables, JSON, plots)."""
 
+from flare_xlt.evaluate.chrf import ChrF, chrf
 from flare_xlt.evaluate.metrics import (
     METRICS,
     accuracy,
@@ -29,11 +30,13 @@ __all__ = [
     "ENGLISH_SIDES",
     "METRICS",
     "Cell",
+    "ChrF",
     "ResultsTable",
     "RunResult",
     "accuracy",
     "aggregate",
     "average_ranks",
+    "chrf",
     "compute_metric",
     "english_side_line",
     "macro_f1",

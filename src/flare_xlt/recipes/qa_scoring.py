@@ -20,8 +20,9 @@ from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
-from transformers import PreTrainedTokenizerBase, StoppingCriteria, StoppingCriteriaList
+from transformers import PreTrainedTokenizerBase, StoppingCriteriaList
 
+from flare_xlt.generation import NewlineStop, first_line, newline_token_ids
 from flare_xlt.model import FlareModel
 from flare_xlt.recipes.features import HeadKind
 from flare_xlt.recipes.qa_features import IGNORE_INDEX
@@ -102,9 +103,7 @@ class QAScorer:
     @cached_property
     def _newline_ids(self) -> Tensor:
         """``[N]`` ids of the vocabulary's tokens whose text holds a newline (computed once)."""
-        pieces = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
-        newline = [i for i, piece in enumerate(pieces) if "\n" in piece]
-        return torch.tensor(newline, dtype=torch.long)
+        return newline_token_ids(self.tokenizer)
 
     def _generate(self, model: nn.Module, batch: dict) -> list[str]:
         """Greedy answers from the left-padded ``prompt_input_ids``."""
@@ -128,22 +127,6 @@ class QAScorer:
             row = row[: row.index(eos)] if eos in row else row
             answers.append(first_line(self.tokenizer.decode(row, skip_special_tokens=True)))
         return answers
-
-
-class NewlineStop(StoppingCriteria):
-    """Generation stops for a row once it produced a token holding a newline (the answer ended)."""
-
-    def __init__(self, newline_ids: Tensor):
-        self.newline_ids = newline_ids  # [N], on the device of the generated ids
-
-    def __call__(self, input_ids: Tensor, scores: Tensor, **kwargs) -> Tensor:
-        """``[B, L]`` ids so far -> ``[B]`` bool, whether each row's last token holds a newline."""
-        return torch.isin(input_ids[:, -1], self.newline_ids)
-
-
-def first_line(text: str) -> str:
-    """A generated answer: the text before the first newline, stripped."""
-    return text.split("\n", 1)[0].strip()
 
 
 def best_spans(start_logits: Tensor, end_logits: Tensor, valid: Tensor, max_tokens: int) -> Tensor:

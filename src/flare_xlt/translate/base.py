@@ -24,8 +24,9 @@ class ModelLanguage:
     Attributes:
         requested: the code the user passed (``"sw"``, ``"swh"``, ``"bbc"``...).
         iso639_3: the ISO 639-3 code of the language actually translated from/into.
-        token: the model's language token (``"swh_Latn"``, ``"__sw__"``), or
-            ``None`` for models without language codes (Marian pairs).
+        token: the model's language token (``"swh_Latn"``, ``"__sw__"``), the
+            language's English name for a prompted LLM (``"Swahili"``), or ``None``
+            for models without language codes (Marian pairs).
         fallback_used: ``True`` when the model has no code for ``requested`` and
             the fallback language was used instead (``iso639_3`` is then the
             fallback's).

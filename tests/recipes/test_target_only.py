@@ -1,0 +1,116 @@
+"""``flare evaluate --target-only``: a FLARE adapter on the target text alone (tiny Llama)."""
+
+import json
+
+import pytest
+import torch
+import transformers as tf
+from recipe_tokenizer import word_tokenizer
+from tiny_models import random_batch, tiny_config, tiny_model
+from typer.testing import CliRunner
+
+from flare_xlt.cli import app
+from flare_xlt.config import FlareConfig
+from flare_xlt.errors import FlareError
+from flare_xlt.model import FlareModel
+from flare_xlt.recipes import load_config, run_experiment
+from flare_xlt.recipes.target_only import TargetOnlyModel
+
+LABELS = ["negative", "neutral", "positive"]
+
+
+def write_split(path, size, english=True):
+    rows = []
+    for i in range(size):
+        row = {"id": f"{i}", "target_text": f"aku seneng film iki {i}", "label": LABELS[i % 3]}
+        if english:
+            row["source_text"] = f"I like this film number {i}"
+        rows.append(row)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A FLARE adapter trained for one step on own files; the test file has no English."""
+    root = tmp_path_factory.mktemp("target_only")
+    data = root / "data"
+    data.mkdir()
+    for split, size in (("train", 8), ("validation", 4), ("test", 6)):
+        write_split(data / f"javanese.{split}.jsonl", size)
+    texts = [f"I like this film number {i} aku seneng film iki" for i in range(8)]
+    label_words = ["Sentiment: negative neutral positive"] * 50
+    tokenizer = word_tokenizer([*texts, *label_words], vocab_size=120)
+    torch.manual_seed(0)
+    llama = tf.LlamaForCausalLM(tiny_config("llama", vocab_size=len(tokenizer), bos_token_id=2))
+    llama.save_pretrained(root / "llama")
+    tokenizer.save_pretrained(root / "llama")
+    overrides = [
+        "task=my_sentiment",
+        f"data.files={data}/{{language}}.{{split}}.jsonl",
+        f"data.label_names=[{', '.join(LABELS)}]",
+        "data.metric=macro_f1",
+        f"backbone={root / 'llama'}",
+        f"output_dir={root / 'run'}",
+        "languages=[javanese]",
+        "stage1.max_steps=1",
+        "stage2.max_steps=1",
+    ]
+    run_experiment(load_config(overrides=[*overrides, "methods=[flare]"]), progress=False)
+    write_split(data / "javanese.test.jsonl", 6, english=False)  # read at test time only
+    adapter = root / "run" / "cells" / "flare" / "javanese" / "seed42" / "adapter"
+    return [arg for override in overrides for arg in ("--set", override)], adapter
+
+
+def evaluate(method, sets, *extra):
+    args = ["evaluate", "--method", method, "--lang", "javanese", *sets, "--quiet", *extra]
+    return CliRunner().invoke(app, args)
+
+
+def test_a_flare_adapter_runs_without_english_and_says_so(trained, monkeypatch):
+    sets, adapter = trained
+    calls = []
+    forward = FlareModel.forward
+
+    def recording_forward(self, *args, **kwargs):
+        calls.append(kwargs)
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(FlareModel, "forward", recording_forward)
+    result = evaluate("flare", sets, "--adapter", str(adapter), "--target-only")
+    assert result.exit_code == 0, result.output
+    line = result.stdout.strip().splitlines()[-1]
+    assert line.startswith("flare javanese: macro_f1 = ")
+    assert line.endswith("(English at test time: none)")
+    assert calls and all(call["target_only"] for call in calls)
+    assert not any("source_input_ids" in call for call in calls)
+
+    # the same adapter with its English pass needs the English the test file lacks
+    with_english = evaluate("flare", sets, "--adapter", str(adapter))
+    assert isinstance(with_english.exception, FlareError)
+    assert "has no English side, which this method needs" in str(with_english.exception)
+
+
+@pytest.mark.parametrize("method", ["lora", "zero_shot", "translate_test", "x_mixup", "flare_mt"])
+def test_methods_without_an_english_pass_refuse_the_flag(tmp_path, method):
+    result = evaluate(method, ["--set", f"output_dir={tmp_path / 'run'}"], "--target-only")
+    assert isinstance(result.exception, FlareError)
+    message = str(result.exception)
+    assert message == (
+        "--target-only drops the English pass of a FLARE adapter (method flare); "
+        f"method {method!r} has none to drop"
+    )
+    assert not (tmp_path / "run").exists()  # refused before stage 1
+
+
+def test_the_wrapper_runs_forward_and_generate_without_english():
+    flare = FlareModel.from_base(tiny_model("llama"), FlareConfig()).eval()
+    wrapped = TargetOnlyModel(flare)
+    ids, mask = random_batch(2, 6, seed=0, pad_left=2)
+    with torch.no_grad():
+        expected = flare(input_ids=ids, attention_mask=mask, target_only=True).logits
+        assert torch.equal(wrapped(ids, mask).logits, expected)
+    options = {"max_new_tokens": 3, "do_sample": False, "pad_token_id": 0}
+    generated = flare.generate(ids, mask, target_only=True, **options)
+    assert torch.equal(wrapped.generate(ids, mask, **options), generated)
+    with pytest.raises(FlareError, match="source_input_ids is required"):
+        flare(input_ids=ids, attention_mask=mask)  # what the wrapper spares the scorers
