@@ -54,10 +54,24 @@ def qa_backbones(tmp_path_factory):
     )
     bert.save_pretrained(root / "bert")
     encoder_tokenizer.save_pretrained(root / "bert")
+    mt5 = tiny_mt5(len(decoder_tokenizer), decoder_tokenizer.eos_token_id)
+    mt5.save_pretrained(root / "mt5")
+    decoder_tokenizer.padding_side = "right"  # an encoder reads the prompt
+    decoder_tokenizer.save_pretrained(root / "mt5")
     return root
 
 
-@pytest.mark.parametrize("backbone", ["llama", "bert"])
+def tiny_mt5(vocab_size: int, eos_token_id: int) -> tf.MT5ForConditionalGeneration:
+    """A tiny random mT5 (encoder-decoder) with the given vocabulary."""
+    torch.manual_seed(0)
+    config = tf.MT5Config(
+        vocab_size=vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2,
+        num_heads=4, pad_token_id=0, eos_token_id=eos_token_id, decoder_start_token_id=0,
+    )  # fmt: skip
+    return tf.MT5ForConditionalGeneration(config)
+
+
+@pytest.mark.parametrize("backbone", ["llama", "bert", "mt5"])
 def test_xquad_runs_every_method(qa_backbones, backbone, tmp_path):
     methods = ["zero_shot", "translate_test", "lora", "input_fusion", "flare", "flare_mt"]
     config = load_config(

@@ -53,11 +53,14 @@ class QAScorer:
     metric_key: ClassVar[str] = "exact_match"
 
     def loss(self, model: nn.Module, batch: dict) -> Tensor:
-        """Mean cross-entropy over the answer tokens (causal LM) or over start and end (encoder)."""
+        """Mean cross-entropy over the answer tokens (causal LM, encoder-decoder) or over
+        start and end (encoder)."""
         inputs = model_inputs(model, batch)
         if self.head == "classifier":
             positions = {k: batch[k] for k in ("start_positions", "end_positions")}
             return model(**inputs, **positions).loss
+        if self.head == "seq2seq":  # the answer is the decoder's; the model shifts it right
+            return model(**inputs, labels=batch["labels"]).loss
         labels = batch["labels"]  # [B, T]
         if isinstance(unwrap_model(model), FlareModel):  # fuse as generate does: anchored at
             prompt = (labels == IGNORE_INDEX) & batch["attention_mask"].bool()  # the prompt end
@@ -90,12 +93,12 @@ class QAScorer:
         model = unwrap_model(model)  # a DDP/FSDP wrapper has no generate
 
         def answers(batch: dict) -> list[str]:
-            if self.head == "causal_lm":
+            if self.head in ("causal_lm", "seq2seq"):
                 return self._generate(model, batch)
             output = model(**model_inputs(model, batch))
             return decode_spans(output.start_logits, output.end_logits, batch, self.max_new_tokens)
 
-        key = "prompt_ids" if self.head == "causal_lm" else "input_ids"
+        key = "prompt_ids" if self.head in ("causal_lm", "seq2seq") else "input_ids"
         return predict_in_order(
             model, features, collate, answers, batch_size, progress, description, key
         )
@@ -121,9 +124,9 @@ class QAScorer:
             eos_token_id=eos,
             pad_token_id=eos if pad is None else pad,
             stopping_criteria=StoppingCriteriaList([NewlineStop(newline.to(prompt.device))]),
-        )  # [B, P + new]
+        )  # [B, P + new] (a decoder-only model), or [B, 1 + new] (the decoder start first)
         answers = []
-        for row in output[:, prompt.shape[1] :].tolist():
+        for row in output[:, 1 if self.head == "seq2seq" else prompt.shape[1] :].tolist():
             row = row[: row.index(eos)] if eos in row else row
             answers.append(first_line(self.tokenizer.decode(row, skip_special_tokens=True)))
         return answers
