@@ -11,6 +11,7 @@ from flare_xlt.errors import FlareError
 from flare_xlt.evaluate import RunResult
 from flare_xlt.recipes import load_config, write_report
 from flare_xlt.recipes.data import data_provenance, load_examples, split_file
+from flare_xlt.recipes.stage2 import Cell
 
 ROOT = Path(__file__).resolve().parents[2]
 LABELS = ["negative", "neutral", "positive"]
@@ -129,7 +130,8 @@ def test_results_record_the_files_not_a_default(tmp_path):
     config = own_files(data, "languages=[quy]", f"output_dir={tmp_path / 'run'}")
     config.stage1_root.mkdir(parents=True)
     (config.stage1_root / "stage1.json").write_text('{"settings": {}}')
-    write_report(config, [RunResult("lora", "quy", 42, "accuracy", 50.0, 3, "none")], {})
+    result = RunResult("lora", "quy", 42, "accuracy", 50.0, 3, "none")
+    write_report(config, [(Cell("lora", ("quy",), 42), [result])])
     provenance = json.loads((tmp_path / "run" / "results.json").read_text())["provenance"]
     assert provenance["files"]["quy"]["test"] == str((data / "quy.test.jsonl").resolve())
     assert "data_dir" not in provenance
