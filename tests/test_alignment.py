@@ -47,25 +47,36 @@ def test_proportional_alignment_stretches_between_both_ends():
 
 
 def test_pooled_alignment_gives_every_real_token_the_one_pooled_state():
-    target = torch.tensor([[0, 1, 1]])
-    index = alignment_index(target, 3, torch.ones(1, 1), mode="pooled")
-    assert index.tolist() == [[-1, 0, 0]]
+    target = torch.tensor([[0, 1, 1, 1, 1]])
+    index = alignment_index(target, 5, torch.ones(1, 1), mode="pooled")
+    assert index.tolist() == [[-1, 0, 0, 0, 0]]
+    # found by review: answer tokens got the pooled state under answer_partner="none" too
+    prompt = torch.tensor([2])
+    assert alignment_index(target, 5, torch.ones(1, 1), "pooled", prompt, "none").tolist() == [
+        [-1, 0, 0, -1, -1]
+    ]
+    assert alignment_index(target, 5, torch.ones(1, 1), "pooled", prompt, "last").tolist() == [
+        [-1, 0, 0, 0, 0]
+    ]
     states = torch.tensor([[[1.0], [3.0], [100.0]]])
     assert pool_real_tokens(states, torch.tensor([[1, 1, 0]])).tolist() == [[[2.0]]]
     assert pool_real_tokens(states, torch.zeros(1, 3)).tolist() == [[[0.0]]]
 
 
 @pytest.mark.parametrize(
-    ("partner", "expected"), [("none", [-1, -1]), ("last", [3, 3]), ("aligned", [3, -1])]
+    ("partner", "expected"),
+    [
+        ("none", [0, 1, 2, 3, -1, -1]),
+        ("last", [0, 1, 2, 3, 3, 3]),
+        ("aligned", [-1, -1, 0, 1, 2, 3]),  # no anchor: the whole sequence's end meets the end
+    ],
 )
 def test_tokens_after_the_prompt_get_the_answer_partner(partner, expected):
     target = torch.ones(1, 6, dtype=torch.long)  # 4 prompt tokens + 2 answer tokens
     source = torch.ones(1, 4, dtype=torch.long)
-    index = alignment_index(target, 6, source, "end", torch.tensor([4]), partner)
-    if partner == "aligned":  # no anchor: the end of the whole sequence meets the end
-        assert index.tolist() == [[-1, -1, 0, 1, 2, 3]]
-    else:
-        assert index.tolist() == [[0, 1, 2, 3, *expected]]
+    assert alignment_index(target, 6, source, "end", torch.tensor([4]), partner).tolist() == [
+        expected
+    ]
 
 
 def test_alignment_of_new_tokens_uses_absolute_positions():
@@ -142,12 +153,20 @@ def test_bad_alignment_settings_are_one_line_errors():
         FlareConfig(answer_partner="first")
     with pytest.raises(FlareError, match="the end moves as tokens are generated"):
         FlareConfig(alignment="end", answer_partner="aligned")
+    # found by review: with alignment unset this passed, then failed once resolved to end
+    with pytest.raises(FlareError, match=r"alignment left unset .* set alignment='token_index'"):
+        FlareConfig(answer_partner="aligned")
+    FlareConfig(alignment="token_index", answer_partner="aligned")
     model = FlareModel.from_base(tiny_model("llama"), FlareConfig())
     inputs = batch_inputs()
     with pytest.raises(FlareError, match="prompt_lengths must be an integer tensor"):
         model(**inputs, prompt_lengths=torch.tensor([1.0, 2.0]))
     with pytest.raises(FlareError, match="prompt_lengths must lie between"):
         model(**inputs, prompt_lengths=torch.tensor([9, 2]))
+    # found by review: inputs_embeds without a mask crashed on input_ids.shape
+    embeds = model.hf_model.get_input_embeddings()(inputs["input_ids"])
+    sources = {k: v for k, v in inputs.items() if k.startswith("source")}
+    model(inputs_embeds=embeds, **sources, prompt_lengths=torch.tensor([7, 7]))
 
 
 # ---------------------------------------------------------------- the model, every mode
@@ -250,7 +269,7 @@ def test_generate_with_kv_cache_matches_teacher_forcing(arch_name, mode, partner
 
 @pytest.mark.parametrize("mode", ALIGNMENTS)
 def test_beam_search_scores_equal_teacher_forced_log_probabilities(mode):
-    model = fused("llama", mode, fusion="cross_attention" if mode == "pooled" else "add_relu")
+    model = fused("llama", mode)
     inputs = batch_inputs()
     new = 4
     beams = model.generate(
@@ -292,7 +311,7 @@ def test_the_source_cache_gives_the_same_logits_in_every_mode(mode, tmp_path):
             assert len(cache) == 2
 
 
-def test_flare_mt_pooled_latent_state_ignores_the_latent_token_order():
+def test_flare_mt_pooled_reads_the_mean_of_the_real_latent_states():
     base = tiny_model("llama")
     torch.manual_seed(3)
     encoder = LatentEncoder(tiny_m2m100_encoder(), hidden_size=base.config.hidden_size)
@@ -301,11 +320,16 @@ def test_flare_mt_pooled_latent_state_ignores_the_latent_token_order():
     randomize_lora_b(model)
     ids, mask = random_batch(2, 6, 0, pad_left=1)
     latent_ids, latent_mask = random_batch(2, 8, 10, low=4)
+    latent_mask[1, -3:] = 0  # a shorter latent sequence: its padding is not averaged in
     inputs = {"input_ids": ids, "attention_mask": mask}
     with torch.no_grad():
         out = model(**inputs, latent_input_ids=latent_ids, latent_attention_mask=latent_mask)
-        states = encoder.project(encoder.encode(latent_ids, latent_mask))
-        pooled = states.mean(dim=1, keepdim=True)  # every target token reads this state
-        source = model.context.source.states["latent"]
-        torch.testing.assert_close(source, pooled, atol=1e-5, rtol=0)
-        assert out.logits.shape == (2, 6, base.config.vocab_size)
+        states = encoder.project(encoder.encode(latent_ids, latent_mask))  # [B, S, d]
+        weights = latent_mask.unsqueeze(-1).float()
+        pooled = (states * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True)
+        torch.testing.assert_close(model.context.source.states["latent"], pooled, atol=1e-5, rtol=0)
+        per_token = FlareConfig(source="latent", alignment="token_index")
+        unpooled = FlareModel.from_base(tiny_model("llama"), per_token, latent_encoder=encoder)
+        randomize_lora_b(unpooled)
+        other = unpooled(**inputs, latent_input_ids=latent_ids, latent_attention_mask=latent_mask)
+        assert not torch.allclose(out.logits, other.logits)  # pooling changes what is fused

@@ -25,8 +25,9 @@ real source tokens of rank ``k = 0 .. S-1``; padding never counts):
 
 Tokens after the prompt (a generated or teacher-forced answer, rank ``j >= P``)
 get the partner ``answer_partner`` says: ``none`` (-1), ``last`` (the last real
-source token), or ``aligned`` (no prompt anchor: the mode is applied to the whole
-sequence as it grows, which is how adapters saved before 0.2 were trained).
+source token; for ``pooled``, the pooled state), or ``aligned`` (no prompt anchor:
+the mode is applied to the whole sequence as it grows, which is how adapters saved
+before 0.2 were trained).
 """
 
 from __future__ import annotations
@@ -96,11 +97,11 @@ def alignment_index(
         return torch.where(in_prompt, index, answer)
 
     source_rank = _source_rank(mode, rank, prompt, num_real_sources)
-    answer_rank = (num_real_sources - 1).expand_as(rank) if answer_partner == "last" else None
-    if answer_rank is not None and mode != "pooled":
-        source_rank = torch.where(in_prompt, source_rank, answer_rank)
-    elif mode != "pooled":
-        source_rank = torch.where(in_prompt, source_rank, torch.full_like(source_rank, -1))
+    if answer_partner == "last":  # the last source token (for pooled: the one pooled state)
+        answer_rank = (num_real_sources - 1).expand_as(rank)
+    else:
+        answer_rank = torch.full_like(source_rank, -1)
+    source_rank = torch.where(in_prompt, source_rank, answer_rank)
     has_partner = is_real & (source_rank >= 0) & (source_rank < num_real_sources)
     # Source positions of real tokens, in order, followed by padding positions.
     real_first = torch.argsort((~source_mask).to(torch.int8), dim=-1, stable=True)

@@ -44,17 +44,24 @@ _ADAPTER_PARTS = ("lora_", ".modules_to_save.")
 _QUANTIZED = (torch.uint8, torch.int8)
 
 
-def describe_base(model: nn.Module) -> dict:
-    """JSON-native identity of ``model`` (a plain HF model, or one with adapters injected)."""
+def describe_base(model: nn.Module, trained_modules: list[str] | None = None) -> dict:
+    """JSON-native identity of ``model`` (a plain HF model, or one with adapters injected).
+
+    ``trained_modules`` (the adapter's ``modules_to_save``, e.g. a new classification
+    head) are left out of the weights: the adapter carries its own trained copy, and the
+    base's are a random initialisation that differs at every load.
+    """
     config = model.config
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    skip = tuple(trained_modules or ())
     return {
         "model_type": config.model_type,
         "hidden_size": getattr(text, "hidden_size", None),
         "num_hidden_layers": getattr(text, "num_hidden_layers", None),
         "name_or_path": getattr(config, "_name_or_path", None),
         "config": network_settings(config),
-        "weights": weights_fingerprint(model),
+        "weights": weights_fingerprint(model, skip=skip),
+        "weights_fp16": weights_fingerprint(model, skip=skip, through=torch.float16),
     }
 
 
@@ -68,12 +75,20 @@ def network_settings(config) -> dict:
     return _json_native(settings)
 
 
-def weights_fingerprint(model: nn.Module, samples: int = 16) -> str:
+def weights_fingerprint(
+    model: nn.Module,
+    samples: int = 16,
+    skip: tuple[str, ...] = (),
+    through: torch.dtype | None = None,
+) -> str:
     """SHA-256 over each base parameter's name, shape and ``samples`` evenly spaced values.
 
     Cheap for a billion weights, changed by any merge or fine-tuning of a matrix. Values are
     hashed at bfloat16 precision, so one checkpoint loaded in fp32 or bf16 gives one
-    fingerprint; adapter parameters (LoRA, trained copies of ``modules_to_save``) are left
+    fingerprint; ``through=torch.float16`` rounds them to fp16 first, which is what an fp16
+    copy of the checkpoint holds (fp32 -> fp16 -> bf16 is not always fp32 -> bf16, so
+    both are recorded). Parameters of the modules named in ``skip`` are left out. Adapter
+    parameters (LoRA, trained copies of ``modules_to_save``) are left
     out and peft's wrapper names are read as the plain model's, so the fingerprint of a
     base is the same before and after adapters are injected. Quantized (integer-stored)
     weights are left out too: bitsandbytes repacks them in place on the CPU, and one
@@ -83,21 +98,34 @@ def weights_fingerprint(model: nn.Module, samples: int = 16) -> str:
     for name, param in model.named_parameters():
         if any(part in name for part in _ADAPTER_PARTS) or param.dtype in _QUANTIZED:
             continue
+        plain_name = _WRAPPER_PARTS.sub("", name)
+        if any(_in_module(plain_name, module) for module in skip):
+            continue
         flat = param.detach().flatten()
         picked = flat[:: max(1, flat.numel() // samples)][:samples]
-        digest.update(f"{_WRAPPER_PARTS.sub('', name)}{tuple(param.shape)}".encode())
+        if through is not None:
+            picked = picked.to(through)
+        digest.update(f"{plain_name}{tuple(param.shape)}".encode())
         digest.update(picked.to(torch.bfloat16).float().cpu().numpy().tobytes())
     return digest.hexdigest()
 
 
-def check_same_base(model: nn.Module, saved: dict, directory, allow_different: bool) -> None:
+def check_same_base(
+    model: nn.Module,
+    saved: dict,
+    directory,
+    allow_different: bool,
+    trained_modules: list[str] | None = None,
+) -> None:
     """Refuse ``model`` when it is not the base described by ``saved`` (see :func:`describe_base`).
 
     Architecture and size mismatches are always refused (the weights would not fit);
     other config settings and the weights only unless ``allow_different``. Records
-    saved before a key existed are checked on the keys they have.
+    saved before a key existed are checked on the keys they have, and config entries
+    that only one side has (another transformers release may add or rename some) are
+    not compared.
     """
-    current = describe_base(model)
+    current = describe_base(model, trained_modules)
     for key in ("model_type", "hidden_size", "num_hidden_layers"):
         if saved.get(key) is not None and saved[key] != current[key]:
             raise FlareError(
@@ -108,8 +136,11 @@ def check_same_base(model: nn.Module, saved: dict, directory, allow_different: b
         return
     differ = []
     if isinstance(saved.get("config"), dict):
-        differ += [f"config.{key}" for key in differing_keys(saved["config"], current["config"])]
-    if saved.get("weights") is not None and saved["weights"] != current["weights"]:
+        shared = saved["config"].keys() & current["config"].keys()
+        old = {key: saved["config"][key] for key in shared}
+        new = {key: current["config"][key] for key in shared}
+        differ += [f"config.{key}" for key in differing_keys(old, new)]
+    if saved.get("weights") is not None and not _same_weights(saved, current):
         differ.append("weights")
     if differ:
         names = f"{saved.get('name_or_path')!r} -> {current['name_or_path']!r}"
@@ -118,6 +149,20 @@ def check_same_base(model: nn.Module, saved: dict, directory, allow_different: b
             f"{', '.join(differ[:5])}); load the base it was trained on, or pass "
             "allow_different_base=True"
         )
+
+
+def _same_weights(saved: dict, current: dict) -> bool:
+    """Whether the fingerprints match at bf16 precision, or through fp16 (an fp16 copy)."""
+    if saved["weights"] == current["weights"]:
+        return True
+    return saved.get("weights_fp16") is not None and (
+        saved["weights_fp16"] in (current["weights"], current["weights_fp16"])
+    )
+
+
+def _in_module(parameter: str, module: str) -> bool:
+    """Whether ``parameter`` (a dotted name) belongs to the module called ``module``."""
+    return parameter.startswith(module + ".") or f".{module}." in parameter
 
 
 def _json_native(value):

@@ -96,11 +96,16 @@ class FlareConfig:
         _check_choice("source_representation", self.source_representation, SOURCE_REPRESENTATIONS)
         _check_choice("alignment", self.alignment, (*ALIGNMENTS, None))
         _check_choice("answer_partner", self.answer_partner, (*ANSWER_PARTNERS, None))
-        if self.answer_partner == "aligned" and self.alignment in ("end", "proportional"):
+        if self.answer_partner == "aligned" and self.alignment in ("end", "proportional", None):
+            chosen = (
+                "left unset (end for causal LMs)"
+                if self.alignment is None
+                else (f"{self.alignment!r}")
+            )
             raise FlareError(
-                f"FlareConfig.answer_partner='aligned' cannot go with alignment="
-                f"{self.alignment!r}: without a prompt anchor the end moves as tokens are "
-                "generated; use answer_partner='none' or 'last'"
+                f"FlareConfig.answer_partner='aligned' cannot go with alignment {chosen}: "
+                "without a prompt anchor the end moves as tokens are generated; use "
+                "answer_partner='none' or 'last', or set alignment='token_index'"
             )
         if not isinstance(self.r, int) or self.r <= 0:
             raise FlareError(f"FlareConfig.r must be a positive integer, got {self.r!r}")

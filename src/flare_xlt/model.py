@@ -140,7 +140,9 @@ class FlareModel(nn.Module):
         """
         config, meta = FlareConfig.load_file(directory)
         saved_base = meta.get("base_model", {})
-        check_same_base(base_model, saved_base, directory, allow_different_base)
+        check_same_base(
+            base_model, saved_base, directory, allow_different_base, config.modules_to_save
+        )
         if config.source != "latent" and latent_encoder is not None:
             raise FlareError(
                 f"{directory} is not a FLARE-MT adapter (source={config.source!r}): "
@@ -173,7 +175,7 @@ class FlareModel(nn.Module):
             raise NotADirectoryError(errno.ENOTDIR, "it is a file, not a directory")
         directory.mkdir(parents=True, exist_ok=True)
         save_adapter(self.peft_model, directory)
-        extra = {"base_model": describe_base(self.hf_model)}
+        extra = {"base_model": describe_base(self.hf_model, self.flare_config.modules_to_save)}
         if self.latent_encoder is not None:
             extra["latent_encoder"] = {"name_or_path": self.latent_encoder.name_or_path}
             save_file(
@@ -285,7 +287,7 @@ class FlareModel(nn.Module):
             target_only,
         )
         self.context.prompt_lengths = checked_prompt_lengths(
-            prompt_lengths, input_ids, attention_mask
+            prompt_lengths, input_ids, attention_mask, kwargs.get("inputs_embeds")
         )
         if labels is not None:
             kwargs["labels"] = labels
@@ -620,16 +622,19 @@ def check_ids(
 
 
 def checked_prompt_lengths(
-    prompt_lengths: Tensor | None, input_ids: Tensor | None, attention_mask: Tensor | None
+    prompt_lengths: Tensor | None,
+    input_ids: Tensor | None,
+    attention_mask: Tensor | None,
+    inputs_embeds: Tensor | None = None,
 ) -> Tensor | None:
     """``prompt_lengths`` ``[B]`` after checking it fits the batch (FlareError otherwise)."""
     if prompt_lengths is None:
         return None
-    real = (
-        attention_mask.bool().sum(dim=-1)
-        if attention_mask is not None
-        else torch.full((input_ids.shape[0],), input_ids.shape[1], device=input_ids.device)
-    )
+    if attention_mask is not None:
+        real = attention_mask.bool().sum(dim=-1)
+    else:
+        tokens = input_ids if input_ids is not None else inputs_embeds
+        real = torch.full((tokens.shape[0],), tokens.shape[1], device=tokens.device)
     if (
         not isinstance(prompt_lengths, Tensor)
         or prompt_lengths.dtype.is_floating_point
@@ -639,7 +644,8 @@ def checked_prompt_lengths(
             f"prompt_lengths must be an integer tensor of shape [{real.shape[0]}] (one count "
             "of real prompt tokens per example)"
         )
-    if bool(((prompt_lengths < 0) | (prompt_lengths.to(real.device) > real)).any()):
+    prompt_lengths = prompt_lengths.to(real.device)
+    if bool(((prompt_lengths < 0) | (prompt_lengths > real)).any()):
         raise FlareError("prompt_lengths must lie between 0 and each row's real token count")
     return prompt_lengths
 

@@ -172,3 +172,39 @@ def test_truncated_weights_are_one_clear_line(llama_dir, tmp_path):
 def test_directory_without_model_files(tmp_path):
     with pytest.raises(ModelUnavailableError, match="could not load model directory"):
         load_backbone(str(tmp_path))
+
+
+def test_behind_a_proxy_the_hub_is_not_probed_directly(monkeypatch):
+    # found by review: the raw TCP probe ignores HTTPS_PROXY, so a hub reachable only through
+    # the proxy looked unreachable and downloads that would have worked were refused
+    from flare_xlt.models import hub
+
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert hub.hub_reachable()
+    monkeypatch.delenv("HTTPS_PROXY")
+    assert not hub.hub_reachable()
+
+
+def test_an_unreachable_answer_is_asked_again_after_a_while(monkeypatch):
+    # found by review: one network blip switched a whole long grid offline
+    from flare_xlt.models import hub
+
+    asked, probe = [], hub._probe  # a spy on the real probe (a closed local port)
+    monkeypatch.setattr(hub, "_probe", lambda endpoint: asked.append(endpoint) or probe(endpoint))
+    monkeypatch.setattr(hub, "_ANSWERS", {})
+    closed = "http://127.0.0.1:9"
+    assert not hub._reachable(closed) and not hub._reachable(closed)
+    assert len(asked) == 1  # the negative answer is kept for a while
+    monkeypatch.setattr(hub, "NEGATIVE_ANSWER_S", 0.0)
+    assert not hub._reachable(closed)
+    assert len(asked) == 2
+
+
+def test_a_4bit_model_loads_where_this_process_computes():
+    import torch
+
+    from flare_xlt.models.quantization import quantized_device_map
+
+    expected = {"": 0} if torch.cuda.is_available() else "cpu"
+    assert quantized_device_map() == expected

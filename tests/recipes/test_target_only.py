@@ -114,3 +114,10 @@ def test_the_wrapper_runs_forward_and_generate_without_english():
     assert torch.equal(wrapped.generate(ids, mask, **options), generated)
     with pytest.raises(FlareError, match="source_input_ids is required"):
         flare(input_ids=ids, attention_mask=mask)  # what the wrapper spares the scorers
+
+
+def test_the_wrapper_exposes_the_config_the_seq2seq_scorer_reads():
+    # found by review: seq2seq label-word scoring reads config.decoder_start_token_id, and
+    # the wrapper had no config, so --target-only crashed on an encoder-decoder backbone
+    flare = FlareModel.from_base(tiny_model("llama"), FlareConfig())
+    assert TargetOnlyModel(flare).config is flare.config

@@ -8,9 +8,9 @@ local HF cache, so a missing model fails at once with our one-line error.
 
 from __future__ import annotations
 
-import functools
 import os
 import socket
+import time
 from urllib.parse import urlparse
 
 from huggingface_hub import constants as hub_constants
@@ -30,8 +30,24 @@ def hub_endpoint() -> str:
     return os.environ.get("HF_ENDPOINT") or hub_constants.ENDPOINT
 
 
-@functools.cache
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")
+NEGATIVE_ANSWER_S = 60.0  # an unreachable hub is asked again after this long
+
+
+_ANSWERS: dict[str, tuple[bool, float]] = {}  # endpoint -> (reachable, when asked)
+
+
 def _reachable(endpoint: str) -> bool:
+    """Whether the endpoint answers; a positive answer is kept, a negative one for a minute
+    (a network blip must not switch a long grid offline)."""
+    answer, asked = _ANSWERS.get(endpoint, (False, -NEGATIVE_ANSWER_S))
+    if answer or time.monotonic() - asked < NEGATIVE_ANSWER_S:
+        return answer
+    _ANSWERS[endpoint] = (_probe(endpoint), time.monotonic())
+    return _ANSWERS[endpoint][0]
+
+
+def _probe(endpoint: str) -> bool:
     url = urlparse(endpoint)
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
@@ -42,7 +58,10 @@ def _reachable(endpoint: str) -> bool:
 
 
 def hub_reachable() -> bool:
-    """Whether a TCP connection to the hub's endpoint opens (asked once per endpoint)."""
+    """Whether a TCP connection to the hub's endpoint opens. Behind a proxy the hub is only
+    reached through it, so the direct probe is skipped and the hub taken as reachable."""
+    if any(os.environ.get(name) for name in PROXY_VARIABLES):
+        return True
     return _reachable(hub_endpoint())
 
 

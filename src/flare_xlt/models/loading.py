@@ -26,7 +26,7 @@ from transformers.models.auto.modeling_auto import (
 from flare_xlt.errors import FlareError, ModelUnavailableError
 from flare_xlt.models.hub import hub_options, hub_state
 from flare_xlt.models.prepare import prepare_model
-from flare_xlt.models.quantization import QuantizationArgs
+from flare_xlt.models.quantization import QuantizationArgs, quantized_device_map
 from flare_xlt.models.registry import BUILTIN_MODELS
 
 TASKS = {
@@ -88,6 +88,8 @@ def load_backbone(
     load_kwargs = dict(hub_kwargs)
     if quantization is not None and quantization.load_in_4bit:
         load_kwargs.update(quantization.loading_options())
+    elif getattr(config, "quantization_config", None) is not None:  # a saved 4-bit model
+        load_kwargs.setdefault("device_map", quantized_device_map())
     if task == "encoder" and name_or_path in BUILTIN_MODELS:
         load_kwargs.update(BUILTIN_MODELS[name_or_path].encoder_kwargs)
     model = _load_model(name_or_path, source, task, config, dtype, is_hub, load_kwargs)

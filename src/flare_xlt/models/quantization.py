@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -53,5 +54,12 @@ class QuantizationArgs:
             bnb_4bit_compute_dtype=COMPUTE_DTYPES[self.compute_dtype],
             bnb_4bit_use_double_quant=self.double_quant,
         )
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        return {"quantization_config": config, "device_map": device}
+        return {"quantization_config": config, "device_map": quantized_device_map()}
+
+
+def quantized_device_map() -> dict | str:
+    """Where a 4-bit model is loaded: this process's GPU (``LOCAL_RANK`` under DDP, so each
+    rank holds its own copy), else the CPU. bitsandbytes needs it at load time."""
+    if not torch.cuda.is_available():
+        return "cpu"
+    return {"": int(os.environ.get("LOCAL_RANK", 0))}

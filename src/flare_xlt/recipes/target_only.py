@@ -30,6 +30,11 @@ class TargetOnlyModel(nn.Module):
         super().__init__()
         self.flare = flare
 
+    @property
+    def config(self):
+        """The base model's transformers config (scorers read e.g. its decoder start token)."""
+        return self.flare.config
+
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, **kwargs):
         """The FLARE model's output on the target text ``[B, T]`` alone."""
         return self.flare(
