@@ -50,11 +50,12 @@ def file_fingerprint(name: str) -> dict:
     if not path.is_file():
         return {"file": name}
     stat = path.stat()
-    return {"file": name, "size": stat.st_size, "sha256": _sha256(str(path), stat.st_mtime_ns)}
+    identity = (stat.st_ino, stat.st_size, stat.st_mtime_ns)  # a changed file is re-hashed
+    return {"file": name, "size": stat.st_size, "sha256": _sha256(str(path), identity)}
 
 
 @functools.lru_cache(maxsize=256)
-def _sha256(path: str, modified_ns: int) -> str:  # modified_ns: a changed file is re-hashed
+def _sha256(path: str, identity: tuple[int, int, int]) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
