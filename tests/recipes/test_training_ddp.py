@@ -62,7 +62,8 @@ def test_two_process_ddp_trains_in_sync_and_only_rank_0_writes(tmp_path):
     run = tmp_path / "run"
     files = {p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()}
     expected = {f"checkpoints/step-{s}/{f}" for s in (4, 6) for f in CHECKPOINT_FILES}
-    assert files == expected | {"final/adapter.safetensors", "result.json"}
+    manifests = {f"checkpoints/step-{s}/manifest.json" for s in (4, 6)} | {"final/manifest.json"}
+    assert files == expected | manifests | {"final/adapter.safetensors", "result.json"}
     state = json.loads((run / "checkpoints" / "step-6" / "trainer_state.json").read_text())
     assert state["num_processes"] == 2
     assert len(torch.load(run / "checkpoints" / "step-6" / "rng_state.pt")) == 2  # per process
