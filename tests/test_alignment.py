@@ -127,6 +127,7 @@ def test_a_config_left_unset_gets_the_measured_default_of_its_backbone(tmp_path)
     assert decoder.flare_config.alignment == default_alignment("model", causal=True) == "end"
     assert encoder.flare_config.alignment == default_alignment("model", False) == "token_index"
     assert decoder.flare_config.answer_partner == "none"
+    assert default_alignment("latent", causal=True) == "pooled"  # FLARE-MT, either backbone
     decoder.save_pretrained(tmp_path)
     saved, _ = FlareConfig.load_file(tmp_path)
     assert (saved.alignment, saved.answer_partner) == ("end", "none")  # resolved when saved

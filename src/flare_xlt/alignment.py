@@ -40,7 +40,7 @@ from torch import Tensor
 ALIGNMENTS = ("token_index", "end", "proportional", "pooled", "position")
 ANSWER_PARTNERS = ("none", "last", "aligned")
 # What a user who changes nothing gets (measured: see docs/results.md, alignment ablation).
-DEFAULT_ALIGNMENT = {"causal": "end", "encoder": "token_index", "latent": "token_index"}
+DEFAULT_ALIGNMENT = {"causal": "end", "encoder": "token_index", "latent": "pooled"}
 DEFAULT_ANSWER_PARTNER = "none"
 
 

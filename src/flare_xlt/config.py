@@ -51,7 +51,8 @@ class FlareConfig:
             mean source state) or ``position`` (raw padded positions, the reference
             code). ``None`` picks the measured default for the backbone when the model
             is built (:func:`~flare_xlt.alignment.default_alignment`): ``end`` for causal
-            LMs, ``token_index`` for encoders; the resolved value is what is saved.
+            LMs, ``token_index`` for encoders, ``pooled`` for FLARE-MT (``source="latent"``);
+            the resolved value is what is saved.
         answer_partner: the partner of target tokens after the prompt (a generated or
             teacher-forced answer): ``none``, ``last`` (the last English token) or
             ``aligned`` (no prompt anchor; adapters saved before this key existed).
