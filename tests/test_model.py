@@ -329,7 +329,6 @@ def test_beam_search_and_several_sequences_keep_each_examples_source(fusion):
         assert torch.equal(beams[2 * row, -4:], single[0, -4:])
 
 
-
 @pytest.mark.parametrize("fusion", ["cross_attention", "gated", "add_relu"])
 def test_every_trainable_parameter_gets_a_gradient_with_a_layer_offset(fusion):
     # Found by review: with source_layer_offset=1 the last layer has no source, and its
