@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from tqdm.auto import tqdm
 
 from flare_xlt.errors import FlareError
 from flare_xlt.translate.base import ModelLanguage
+from flare_xlt.translate.loading import load_pretrained
 from flare_xlt.translate.segment import joiner, segment_passage
 
 
@@ -41,6 +42,29 @@ class BatchedTranslator(ABC):
             split into sentences; shorter texts are translated whole.
         progress: show a progress bar over batches.
     """
+
+    auto_model_class: ClassVar[type]  # the transformers Auto class that loads the model
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str,
+        *,
+        revision: str | None = None,
+        device: str | Any | None = None,
+        dtype: str | Any | None = None,
+        **options: Any,
+    ) -> BatchedTranslator:
+        """Load a built-in name, hub id or local directory; ``options`` go to the constructor.
+
+        Raises:
+            ModelUnavailableError: the model cannot be loaded (offline, typo, missing
+                files, missing tokenizer dependency), in one line.
+        """
+        model, tokenizer, resolved = load_pretrained(
+            name_or_path, cls.auto_model_class, revision=revision, device=device, dtype=dtype
+        )
+        return cls(model, tokenizer, model_id=name_or_path, revision=resolved, **options)
 
     def __init__(
         self,

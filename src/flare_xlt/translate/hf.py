@@ -24,7 +24,6 @@ from flare_xlt.languages import resolve_language
 from flare_xlt.translate.base import ModelLanguage
 from flare_xlt.translate.batched import BatchedTranslator, require_positive
 from flare_xlt.translate.codes import SCHEMES, detect_scheme, model_language
-from flare_xlt.translate.loading import load_pretrained
 
 
 class HFSeq2SeqTranslator(BatchedTranslator):
@@ -42,6 +41,8 @@ class HFSeq2SeqTranslator(BatchedTranslator):
         options: ``model_id``, ``revision``, ``batch_size``, ``max_input_tokens`` and
             ``progress`` of :class:`~flare_xlt.translate.batched.BatchedTranslator`.
     """
+
+    auto_model_class = AutoModelForSeq2SeqLM
 
     def __init__(
         self,
@@ -66,27 +67,6 @@ class HFSeq2SeqTranslator(BatchedTranslator):
         pad = tokenizer.pad_token_id
         self._pad_id = pad if pad is not None else model.config.pad_token_id
         self._languages: dict[str, ModelLanguage] = {}
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        name_or_path: str,
-        *,
-        revision: str | None = None,
-        device: str | torch.device | None = None,
-        dtype: str | torch.dtype | None = None,
-        **options: Any,
-    ) -> HFSeq2SeqTranslator:
-        """Load a hub id or local directory; ``options`` are the constructor's keyword arguments.
-
-        Raises:
-            ModelUnavailableError: the model cannot be loaded (offline, typo, missing
-                files, missing tokenizer dependency), in one line.
-        """
-        model, tokenizer, resolved = load_pretrained(
-            name_or_path, AutoModelForSeq2SeqLM, revision=revision, device=device, dtype=dtype
-        )
-        return cls(model, tokenizer, model_id=name_or_path, revision=resolved, **options)
 
     @property
     def settings(self) -> Mapping[str, Any]:

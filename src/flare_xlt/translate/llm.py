@@ -32,7 +32,6 @@ from flare_xlt.generation import NewlineStop, first_line, newline_token_ids
 from flare_xlt.languages import resolve_language
 from flare_xlt.translate.base import ModelLanguage
 from flare_xlt.translate.batched import BatchedTranslator, require_positive
-from flare_xlt.translate.loading import load_pretrained
 from flare_xlt.translate.prompt import DEFAULT_PROMPT, check_prompt, render_prompt
 
 NEW_TOKENS_PER_INPUT_TOKEN = 2
@@ -50,6 +49,8 @@ class HFCausalLMTranslator(BatchedTranslator):
         options: ``model_id``, ``revision``, ``batch_size``, ``max_input_tokens`` and
             ``progress`` of :class:`~flare_xlt.translate.batched.BatchedTranslator`.
     """
+
+    auto_model_class = AutoModelForCausalLM
 
     def __init__(
         self,
@@ -69,26 +70,6 @@ class HFCausalLMTranslator(BatchedTranslator):
         self._eos_id = tokenizer.eos_token_id
         pad = tokenizer.pad_token_id
         self._pad_id = self._eos_id if pad is None else pad
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        name_or_path: str,
-        *,
-        revision: str | None = None,
-        device: str | torch.device | None = None,
-        dtype: str | torch.dtype | None = None,
-        **options: Any,
-    ) -> HFCausalLMTranslator:
-        """Load a built-in name, hub id or local directory; ``options`` go to the constructor.
-
-        Raises:
-            ModelUnavailableError: the model cannot be loaded, in one line.
-        """
-        model, tokenizer, resolved = load_pretrained(
-            name_or_path, AutoModelForCausalLM, revision=revision, device=device, dtype=dtype
-        )
-        return cls(model, tokenizer, model_id=name_or_path, revision=resolved, **options)
 
     @property
     def settings(self) -> Mapping[str, Any]:
