@@ -28,6 +28,7 @@ from flare_xlt.tasks.readers import (
     BadField,
     Record,
     file_error,
+    get_id,
     get_text,
     read_delimited,
     read_jsonl,
@@ -184,14 +185,7 @@ def _classification(
 def _identifier(record: Record, path: Path, has_id: bool, first_line: dict[str, int]) -> str:
     if not has_id:
         return f"{path.stem}-{record.line}"
-    value = record.values.get("id")
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or not value.strip():
-        raise BadField("id", f"missing or invalid id {value!r}")
-    if value in first_line:
-        raise BadField("id", f"duplicate id {value!r} (first on line {first_line[value]})")
-    return value
+    return get_id(record.values, first_line)
 
 
 def _label(value: Any, labels: tuple[str, ...]) -> int:

@@ -193,6 +193,19 @@ class BadField(Exception):
         self.message = message
 
 
+def get_id(values: dict[str, Any], first_line: dict) -> str:
+    """The record's ``id`` as a non-blank string (an integer id is read as its digits);
+    :class:`BadField` when it is missing or already in ``first_line`` (id -> its line)."""
+    value = values.get("id")
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise BadField("id", f"missing or invalid id {value!r}")
+    if value in first_line:
+        raise BadField("id", f"duplicate id {value!r} (first on line {first_line[value]})")
+    return value
+
+
 def get_text(values: dict[str, Any], name: str, *, allow_empty: bool = False) -> str:
     """The string value of field ``name``; :class:`BadField` if missing, not a string or blank."""
     if name not in values or values[name] is None:

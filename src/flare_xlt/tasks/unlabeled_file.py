@@ -24,6 +24,7 @@ from flare_xlt.tasks.readers import (
     BadField,
     Record,
     file_error,
+    get_id,
     get_text,
     read_delimited,
     read_jsonl,
@@ -125,14 +126,7 @@ def _identifier(
     """The row's ``id`` (unique, non-blank) if the file has the column, else ``number``."""
     if not has_id:
         return number
-    value = record.values.get("id")
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or not value.strip():
-        raise BadField("id", f"missing or invalid id {value!r}")
-    if value in first_line:
-        raise BadField("id", f"duplicate id {value!r} (first on line {first_line[value]})")
-    return value
+    return get_id(record.values, first_line)
 
 
 def _example(
