@@ -531,14 +531,13 @@ def test_a_fresh_adapter_is_seeded_by_its_cell_not_by_what_ran_before(tiny_backb
     assert not torch.equal(first[0], initial_lora_a(0, seed=43)[0])
 
 
-def test_a_4bit_grid_trains_stage1_and_flare_and_records_the_quantization(tiny_backbones, tmp_path):
-    pytest.importorskip("bitsandbytes")
-    config = load_config(
+def one_step_grid(backbone, tmp_path, methods: str):
+    """A javanese grid of ``methods`` on ``backbone``: 4 examples a split, one step a stage."""
+    return load_config(
         overrides=[
-            f"backbone={tiny_backbones / 'llama'}",
+            f"backbone={backbone}",
             f"output_dir={tmp_path / 'run'}",
-            "methods=[flare]",
-            "quantization.load_in_4bit=true",
+            f"methods=[{methods}]",
             "data.max_train_examples=4",
             "data.max_validation_examples=4",
             "data.max_test_examples=4",
@@ -546,6 +545,12 @@ def test_a_4bit_grid_trains_stage1_and_flare_and_records_the_quantization(tiny_b
             "stage2.max_steps=1",
         ]
     )
+
+
+def test_a_4bit_grid_trains_stage1_and_flare_and_records_the_quantization(tiny_backbones, tmp_path):
+    pytest.importorskip("bitsandbytes")
+    config = one_step_grid(tiny_backbones / "llama", tmp_path, "flare")
+    config = load_config(base=config.to_dict(), overrides=["quantization.load_in_4bit=true"])
     run_experiment(config, progress=False)
     results = read_results_json(config.root / "results.json")
     assert [r.method for r in results] == ["flare"]
@@ -560,18 +565,7 @@ def test_a_4bit_grid_trains_stage1_and_flare_and_records_the_quantization(tiny_b
 def test_an_encoder_decoder_backbone_scores_label_words_at_the_decoders_first_step(
     tiny_backbones, tmp_path
 ):
-    config = load_config(
-        overrides=[
-            f"backbone={tiny_backbones / 'mt5'}",
-            f"output_dir={tmp_path / 'run'}",
-            "methods=[zero_shot, lora, flare]",
-            "data.max_train_examples=4",
-            "data.max_validation_examples=4",
-            "data.max_test_examples=4",
-            "stage1.max_steps=1",
-            "stage2.max_steps=1",
-        ]
-    )
+    config = one_step_grid(tiny_backbones / "mt5", tmp_path, "zero_shot, lora, flare")
     run_experiment(config, progress=False)
     results = read_results_json(config.root / "results.json")
     assert {r.method for r in results} == {"zero_shot", "lora", "flare"}

@@ -323,7 +323,9 @@ def _set_dotted(data: dict, key: str, value) -> None:
     parts = key.split(".")
     node = data
     for part in parts[:-1]:
-        node = node.setdefault(part, {})
+        if node.get(part) is None:  # an optional section left unset (quantization: null)
+            node[part] = {}
+        node = node[part]
         if not isinstance(node, dict):
             raise FlareError(f"override {key}: {part} is not a section")
     node[parts[-1]] = value
