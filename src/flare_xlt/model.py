@@ -275,7 +275,9 @@ class FlareModel(nn.Module):
         """
         batch_size = _batch_size(input_ids, kwargs.get("inputs_embeds"))
         check_ids("input_ids", input_ids, attention_mask, "attention_mask", None)
-        self._check_tokens("input_ids", input_ids, self.hf_model)
+        _check_tokens("input_ids", input_ids, self.hf_model)
+        if input_ids is not None:
+            _check_length("input_ids", input_ids.shape[1], self.hf_model)
         self.context.clear()
         self.context.source = self._source_batch(
             batch_size,
@@ -316,7 +318,9 @@ class FlareModel(nn.Module):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         check_ids("input_ids", input_ids, attention_mask, "attention_mask", None)
-        self._check_tokens("input_ids", input_ids, self.hf_model)
+        _check_tokens("input_ids", input_ids, self.hf_model)
+        if input_ids is not None:
+            _check_length("input_ids", input_ids.shape[1], self.hf_model)
         self.context.clear()
         self.context.source = self._source_batch(
             input_ids.shape[0],
@@ -335,25 +339,6 @@ class FlareModel(nn.Module):
                 )
         finally:
             self.context.clear()
-
-    def _check_tokens(self, name: str, ids: Tensor | None, producer: nn.Module) -> None:
-        """One-line errors for ids outside ``producer``'s vocabulary or a sequence longer
-        than its position table (``ids``: ``[B, T]``)."""
-        if ids is None or ids.numel() == 0:
-            return
-        try:
-            vocab = getattr(producer.get_input_embeddings(), "num_embeddings", None)
-        except (AttributeError, NotImplementedError):  # a custom latent encoder
-            vocab = None
-        low, high = int(ids.min()), int(ids.max())
-        if vocab is not None and (low < 0 or high >= vocab):
-            bad = low if low < 0 else high
-            raise FlareError(
-                f"{name} holds token id {bad}, outside the vocabulary of "
-                f"{type(producer).__name__} (0..{vocab - 1}): was it made by another tokenizer?"
-            )
-        if name == "input_ids":
-            _check_length(name, ids.shape[1], producer)
 
     # ------------------------------------------------------------------ source side
     def _source_batch(
@@ -395,8 +380,7 @@ class FlareModel(nn.Module):
         if mask is None:
             mask = torch.ones_like(ids)
         producer = self.latent_encoder.encoder if kind == "latent" else self.hf_model
-        real = ids[mask.bool()]
-        self._check_tokens(ids_name, real.view(1, -1) if real.numel() else ids[:, :0], producer)
+        _check_tokens(ids_name, ids[mask.bool()], producer)
         _check_length(ids_name, int(mask.bool().sum(dim=-1).max()), producer)
         if cache_keys is not None and len(cache_keys) != batch_size:
             raise FlareError(
@@ -652,6 +636,23 @@ def checked_prompt_lengths(
 
 # Encoders whose position ids start after the padding index (``padding_idx + 1``).
 _OFFSET_POSITIONS = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text")
+
+
+def _check_tokens(name: str, ids: Tensor | None, producer: nn.Module) -> None:
+    """A one-line FlareError for ids (any shape) outside ``producer``'s vocabulary."""
+    if ids is None or ids.numel() == 0:
+        return
+    try:
+        vocab = getattr(producer.get_input_embeddings(), "num_embeddings", None)
+    except (AttributeError, NotImplementedError):  # a custom latent encoder
+        vocab = None
+    low, high = int(ids.min()), int(ids.max())
+    if vocab is not None and (low < 0 or high >= vocab):
+        bad = low if low < 0 else high
+        raise FlareError(
+            f"{name} holds token id {bad}, outside the vocabulary of "
+            f"{type(producer).__name__} (0..{vocab - 1}): was it made by another tokenizer?"
+        )
 
 
 def _check_length(name: str, length: int, model: nn.Module) -> None:
