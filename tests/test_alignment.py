@@ -93,10 +93,18 @@ def test_alignment_of_new_tokens_uses_absolute_positions():
         ]
 
 
-def test_position_alignment_is_raw_positions():
-    target = torch.tensor([[0, 1, 1, 1]])
-    source = torch.tensor([[1, 1, 0]])
-    assert alignment_index(target, 4, source, mode="position").tolist() == [[0, 1, 2, -1]]
+def test_position_alignment_pairs_raw_positions_and_addresses_the_packed_source():
+    target = torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]])
+    source = torch.tensor([[1, 1, 0], [0, 1, 1]])  # right- and left-padded
+    # raw position p meets raw position p; the index is that token's rank among the real
+    # source tokens (the packed source pass); source padding and target padding get none
+    assert alignment_index(target, 4, source, mode="position").tolist() == [
+        [-1, 1, -1, -1],
+        [-1, 0, 1, -1],
+    ]
+    prompt = torch.tensor([2, 2])
+    after = alignment_index(target, 4, source, "position", prompt, "last").tolist()
+    assert after == [[-1, 1, -1, 1], [-1, 0, 1, 1]]  # answer tokens meet the last real one
 
 
 def test_alignment_skips_the_mask_when_every_token_has_a_partner():
@@ -298,7 +306,7 @@ def test_beam_search_scores_equal_teacher_forced_log_probabilities(mode):
     torch.testing.assert_close(chosen.sum(-1), beams.sequences_scores, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("mode", RANKED)
+@pytest.mark.parametrize("mode", ALIGNMENTS)
 def test_the_source_cache_gives_the_same_logits_in_every_mode(mode, tmp_path):
     model = fused("llama", mode)
     inputs = batch_inputs()

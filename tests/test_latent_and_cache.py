@@ -177,14 +177,6 @@ def _classifier_losses(model, batches):
     return out
 
 
-def test_source_cache_refuses_position_alignment():
-    model = FlareModel.from_base(tiny_model("llama"), FlareConfig(alignment="position"))
-    model.source_cache = SourceCache()
-    keys, batch = flare_batches()[0]
-    with pytest.raises(FlareError, match=r"cannot serve FlareConfig\.alignment='position'"):
-        model(**batch, cache_keys=keys)
-
-
 def test_latent_adapter_save_and_load(tmp_path):
     model = latent_model()
     randomize_lora_b(model)

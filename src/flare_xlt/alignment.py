@@ -21,7 +21,10 @@ real source tokens of rank ``k = 0 .. S-1``; padding never counts):
 * ``pooled``: every target token meets one pooled source state, the mean over
   the real source tokens (alignment-free; the source is pooled before fusion,
   see :func:`pool_real_tokens`).
-* ``position``: raw padded positions ``p -> p`` (the reference code).
+* ``position``: raw padded positions ``p -> p`` (the reference code), where ``p``
+  counts the padding the target and the source were given with; a target token
+  whose position is source padding (or past the source) has no partner. This is
+  the only mode that depends on the padding.
 
 Tokens after the prompt (a generated or teacher-forced answer, rank ``j >= P``)
 get the partner ``answer_partner`` says: ``none`` (-1), ``last`` (the last real
@@ -67,7 +70,8 @@ def alignment_index(
             so far (1 = real token), including tokens already in the KV cache.
         num_new_tokens: ``T``, the number of tokens in this forward call; they are
             the last ``T`` positions of ``target_mask``.
-        source_mask: ``[B, S]`` mask of the source sequence (1 = real token).
+        source_mask: ``[B, S]`` mask of the source sequence (1 = real token); for
+            ``position``, the mask as padded when given (``SourceBatch.padded_mask``).
         mode: one of :data:`ALIGNMENTS` (see the module docstring).
         prompt_lengths: ``[B]`` number of real target tokens that belong to the
             prompt (the anchor); None = every real token of ``target_mask``.
@@ -76,6 +80,9 @@ def alignment_index(
 
     Returns:
         ``[B, T]`` long tensor of source positions, ``-1`` where there is no partner.
+        For ``position`` the positions address the packed source (its real tokens
+        first, in order, as :func:`pack_real_tokens_first` leaves them, which is how
+        the model runs the source pass), not the padded ``source_mask``.
     """
     target_mask = target_mask.bool()
     source_mask = source_mask.bool()
@@ -89,12 +96,7 @@ def alignment_index(
     in_prompt = rank < prompt
 
     if mode == "position":
-        total = target_mask.shape[1]
-        positions = torch.arange(total - num_new_tokens, total, device=target_mask.device)
-        index = positions.expand(target_mask.shape[0], -1)
-        index = torch.where(index < source_mask.shape[1], index, torch.full_like(index, -1))
-        answer = _answer_index(source_mask, answer_partner, rank.shape)
-        return torch.where(in_prompt, index, answer)
+        return _position_index(target_mask, num_new_tokens, source_mask, in_prompt, answer_partner)
 
     source_rank = _source_rank(mode, rank, prompt, num_real_sources)
     if answer_partner == "last":  # the last source token (for pooled: the one pooled state)
@@ -127,13 +129,36 @@ def _source_rank(mode: str, rank: Tensor, prompt: Tensor, num_sources: Tensor) -
     raise ValueError(f"unknown alignment mode {mode!r}; choose one of {', '.join(ALIGNMENTS)}")
 
 
-def _answer_index(source_mask: Tensor, answer_partner: str, shape: torch.Size) -> Tensor:
-    """``[B, T]`` source position of an answer token under ``position`` alignment."""
-    if answer_partner != "last":
-        return torch.full(shape, -1, dtype=torch.long, device=source_mask.device)
-    positions = torch.arange(source_mask.shape[1], device=source_mask.device)
-    last = torch.where(source_mask, positions, torch.full_like(positions, -1)).amax(dim=-1)
-    return last.view(-1, 1).expand(shape)
+def _position_index(
+    target_mask: Tensor,
+    num_new_tokens: int,
+    padded_source_mask: Tensor,
+    in_prompt: Tensor,
+    answer_partner: str,
+) -> Tensor:
+    """``[B, T]`` packed source position of each new target token under ``position``.
+
+    Raw position ``p`` of the target meets raw position ``p`` of the padded source
+    (``[B, S]``), which is the ``k``-th real source token or padding; the result is
+    ``k``, or -1 for padding, positions past the source and, unless ``answer_partner``
+    is ``last``, tokens after the prompt (``in_prompt`` ``[B, T]`` False).
+    """
+    batch, width = padded_source_mask.shape
+    total = target_mask.shape[1]
+    positions = torch.arange(total - num_new_tokens, total, device=target_mask.device)
+    positions = positions.expand(batch, -1)  # [B, T]
+    inside = positions < width
+    clamped = positions.clamp(max=max(width - 1, 0))
+    source_rank = padded_source_mask.long().cumsum(dim=-1) - 1  # [B, S]
+    is_real = padded_source_mask.gather(1, clamped) & inside
+    index = torch.where(is_real, source_rank.gather(1, clamped), torch.full_like(positions, -1))
+    if answer_partner == "last":
+        last = padded_source_mask.sum(dim=-1, keepdim=True) - 1  # [B, 1], -1 without a source
+        answer = last.expand_as(index)
+    else:
+        answer = torch.full_like(index, -1)
+    index = torch.where(in_prompt, index, answer)
+    return torch.where(target_mask[:, -num_new_tokens:], index, torch.full_like(index, -1))
 
 
 @dataclass(frozen=True)

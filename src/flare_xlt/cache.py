@@ -4,8 +4,9 @@ Both the FLARE source pass (a frozen stage-1 model with the adapter disabled)
 and the FLARE-MT latent encoder (frozen) are deterministic functions of the
 example, so their outputs can be computed in the first epoch and reused after.
 Each example is stored *packed*: only its real tokens, in order, per distinct
-tensor. Packing is exact for every alignment that ranks real tokens (all but
-``alignment="position"``, which pairs raw padded positions and cannot be cached).
+tensor. Packing is exact for every alignment: the source pass itself runs on
+packed input, and ``alignment="position"`` maps its raw padded positions onto
+the packed tokens (:class:`~flare_xlt.source.SourceBatch` ``padded_mask``).
 """
 
 from __future__ import annotations

@@ -390,9 +390,8 @@ class FlareModel(nn.Module):
         if self.flare_config.alignment == "pooled":
             batch = batch.pooled()
         if kind == "latent":
-            batch = SourceBatch(
-                {LATENT_KEY: self.latent_encoder.project(batch.states[LATENT_KEY])}, batch.mask
-            )
+            projected = self.latent_encoder.project(batch.states[LATENT_KEY])
+            batch = replace(batch, states={LATENT_KEY: projected})
         if self.training and self.flare_config.source_dropout > 0:
             dropped = torch.rand(batch_size, device=ids.device) < self.flare_config.source_dropout
             batch = batch.withhold(dropped)
@@ -401,16 +400,24 @@ class FlareModel(nn.Module):
     def _cached_or_computed(
         self, ids: Tensor, mask: Tensor, cache_keys: Sequence[str] | None
     ) -> SourceBatch:
-        """Frozen source states (before any trainable projection), from the cache when possible."""
-        if self.flare_config.alignment != "position":  # every other mode ranks real tokens
-            ids, mask = pack_real_tokens_first(ids, mask)
+        """Frozen source states (before any trainable projection), from the cache when possible.
+
+        The source pass runs on the packed input (real tokens first), so its states do not
+        depend on the padding; ``position`` alignment keeps the mask as given beside them.
+        """
+        given_mask = mask
+        ids, mask = pack_real_tokens_first(ids, mask)
+        batch = self._packed_source(ids, mask, cache_keys)
+        if self.flare_config.alignment == "position":  # pairs the raw padded positions
+            batch = replace(batch, padded_mask=given_mask)
+        return batch
+
+    def _packed_source(
+        self, ids: Tensor, mask: Tensor, cache_keys: Sequence[str] | None
+    ) -> SourceBatch:
+        """Source states of packed ``[B, S]`` ids, loaded from or stored in the cache."""
         use_cache = self.source_cache is not None and cache_keys is not None
         if use_cache:
-            if self.flare_config.alignment == "position":
-                raise FlareError(
-                    "the source cache stores real tokens only, so it cannot serve "
-                    "FlareConfig.alignment='position' (raw padded positions)"
-                )
             self.source_cache.bind(self._source_producer())
             tokens = [row[row_mask.bool()] for row, row_mask in zip(ids, mask, strict=True)]
             cached = self.source_cache.load(cache_keys, tokens, self._source_dtype(), ids.device)
@@ -506,7 +513,12 @@ class FlareModel(nn.Module):
             mask = torch.ones(tokens.shape[0], total, dtype=torch.long, device=tokens.device)
         config = self.flare_config
         index = alignment_index(
-            mask, num_new, source.mask, config.alignment, prompt_lengths, config.answer_partner
+            mask,
+            num_new,
+            source.alignment_mask,
+            config.alignment,
+            prompt_lengths,
+            config.answer_partner,
         )
         self.context.alignment = Alignment.from_index(index)
         return None

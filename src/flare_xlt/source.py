@@ -31,14 +31,20 @@ class SourceBatch:
         states: source key -> ``[B, S, D]`` tensor. Keys whose layers receive the
             same input (e.g. ``q_proj`` and ``v_proj`` of one layer) share one tensor.
         mask: ``[B, S]`` 1 for real source tokens, 0 for padding or withheld examples.
+            The states are packed: each row's real tokens come first, in order.
+        padded_mask: ``[B, S_given]`` the mask as the source was given, padding where
+            the caller put it (``position`` alignment pairs raw positions); None = ``mask``.
     """
 
     states: dict[str, Tensor]
     mask: Tensor
+    padded_mask: Tensor | None = None
 
     def withhold(self, dropped: Tensor) -> SourceBatch:
         """Mask out the whole source of the examples where ``dropped`` (``[B]`` bool) is set."""
-        return SourceBatch(self.states, self.mask * (~dropped).unsqueeze(-1).to(self.mask.dtype))
+        kept = (~dropped).unsqueeze(-1)
+        padded = None if self.padded_mask is None else self.padded_mask * kept
+        return SourceBatch(self.states, self.mask * kept.to(self.mask.dtype), padded)
 
     def repeat_rows(self, times: int) -> SourceBatch:
         """Each example ``times`` times in a row (``[B, ...]`` -> ``[B * times, ...]``), as
@@ -46,7 +52,15 @@ class SourceBatch:
         tensors, slots = self.unique_states()
         repeated = [tensor.repeat_interleave(times, dim=0) for tensor in tensors]
         states = {key: repeated[slot] for key, slot in slots.items()}
-        return SourceBatch(states, self.mask.repeat_interleave(times, dim=0))
+        padded = self.padded_mask
+        if padded is not None:
+            padded = padded.repeat_interleave(times, dim=0)
+        return SourceBatch(states, self.mask.repeat_interleave(times, dim=0), padded)
+
+    @property
+    def alignment_mask(self) -> Tensor:
+        """``[B, S_given]`` the mask as given, which ``position`` alignment reads."""
+        return self.mask if self.padded_mask is None else self.padded_mask
 
     def pooled(self) -> SourceBatch:
         """Each state's mean over the real tokens: ``[B, S, D]`` -> ``[B, 1, D]``, mask

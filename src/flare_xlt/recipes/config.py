@@ -20,6 +20,7 @@ import yaml
 from flare_xlt.alignment import DEFAULT_ANSWER_PARTNER, default_alignment
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
+from flare_xlt.evaluate.report import ENGLISH_SIDES
 from flare_xlt.languages import language_code, resolve_language
 from flare_xlt.models.quantization import QuantizationArgs
 from flare_xlt.recipes.methods import METHODS, get_method
@@ -75,6 +76,14 @@ class DataArgs:
     filled in with ``train``, ``validation`` and ``test``; the validation file may instead
     be named ``dev`` (``validation`` is read when it exists, else ``dev``; a folder with
     both is refused as ambiguous). See :mod:`flare_xlt.tasks.splits`.
+
+    ``english_side`` is the English every method reads at test time (training always reads
+    the human English): ``human`` (an oracle), ``machine`` (the realistic setting: the
+    built-in machine translations of XNLI sw/ur, or ``machine_english``) or ``none`` (FLARE
+    adapters run on the target text alone; methods that cannot drop the English are
+    refused). ``machine_english`` is a path with ``{language}`` to the output of ``flare
+    translate --split test`` for each language: its ``source_text`` (and
+    ``source_text_pair``) replace the test English, matched by id.
     """
 
     data_dir: str | None = None
@@ -82,6 +91,7 @@ class DataArgs:
     label_names: list[str] | None = None
     metric: str | None = None
     english_side: str = "human"
+    machine_english: str | None = None
     prompt_language: str = "en"
     max_length: int = 128
     max_train_examples: int | None = None
@@ -167,10 +177,7 @@ class ExperimentConfig:
                 raise FlareError(f"x_mixup supports classification tasks only, not {self.task!r}")
         if not self.languages or not self.methods or not self.seeds:
             raise FlareError("languages, methods and seeds must each list at least one entry")
-        if self.data.english_side not in ("human", "machine"):
-            raise FlareError(
-                f"data.english_side={self.data.english_side!r}: choose 'human' or 'machine'"
-            )
+        _check_english_side(self.data, self.methods)
         self.adapter.flare_config("model")  # validates the adapter settings
 
     def _language_id(self, language: str) -> str:
@@ -214,6 +221,31 @@ def _refuse_methods_needing_english(spec: TaskSpec, methods: list[str]) -> None:
             f"{spec.without_english}; drop {', '.join(needing)} (methods that work "
             f"on {spec.name}: {working})"
         )
+
+
+def _check_english_side(data: DataArgs, methods: list[str]) -> None:
+    """One line naming the fix for an unknown ``english_side`` or one the methods cannot read."""
+    if data.english_side not in ENGLISH_SIDES:
+        raise FlareError(
+            f"data.english_side={data.english_side!r}: choose one of {', '.join(ENGLISH_SIDES)}"
+        )
+    if data.machine_english is not None and data.english_side != "machine":
+        raise FlareError(
+            f"data.machine_english is read only with data.english_side=machine "
+            f"(it is {data.english_side!r}): set both, or drop machine_english"
+        )
+    if data.machine_english is not None and "{language}" not in data.machine_english:
+        raise FlareError(
+            f"data.machine_english={data.machine_english!r} needs a {{language}} placeholder"
+        )
+    if data.english_side == "none":
+        reading = [get_method(m) for m in methods if get_method(m).uses_english]
+        needing = [m.name for m in reading if not m.can_drop_english]
+        if needing:
+            raise FlareError(
+                f"data.english_side=none: {', '.join(needing)} read the English at test time "
+                "and cannot drop it (only flare can); remove them from methods"
+            )
 
 
 def _refuse_duplicates(axis: str, entries: list) -> None:

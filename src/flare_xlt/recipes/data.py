@@ -8,6 +8,7 @@ from pathlib import Path
 
 from flare_xlt.errors import FlareError
 from flare_xlt.recipes.config import ExperimentConfig
+from flare_xlt.recipes.machine_english import with_machine_english
 from flare_xlt.recipes.methods import get_method
 from flare_xlt.tasks import (
     ClassificationExample,
@@ -30,21 +31,36 @@ def load_examples(config: ExperimentConfig, language: str, split: str) -> list:
 
     Training and validation pairs always use the human English side; at test
     time the English side is ``config.data.english_side`` (``machine`` is the
-    realistic setting, ``human`` an oracle).
+    realistic setting, ``human`` an oracle): with ``data.machine_english`` the
+    test English comes from that translated file.
     """
-    english_side = config.data.english_side if split == "test" else "human"
+    english_side = loaded_english_side(config, split)
     if config.data.files is not None:
         examples = list(_custom_split(config, language, split).examples)
     else:
         examples = load_task(
             config.task, language, split, data_dir=config.data.data_dir, english_side=english_side
         )
+    if split == "test" and config.data.machine_english is not None:
+        spec = task_spec(config)
+        examples = with_machine_english(examples, config.data.machine_english, spec, language)
     limits = {
         "train": config.data.max_train_examples,
         "validation": config.data.max_validation_examples,
         "test": config.data.max_test_examples,
     }
     return subsample(examples, limits[split])
+
+
+def loaded_english_side(config: ExperimentConfig, split: str) -> str:
+    """The English side the task loader reads for ``split``.
+
+    ``human`` except for a test split with ``english_side: machine`` and no
+    ``machine_english`` file (the task's own machine translations, e.g. XNLI sw/ur).
+    Without English (``none``) the human side is loaded and left unread.
+    """
+    machine = config.data.english_side == "machine" and config.data.machine_english is None
+    return "machine" if split == "test" and machine else "human"
 
 
 def check_languages(config: ExperimentConfig) -> None:

@@ -14,7 +14,8 @@ import hashlib
 from pathlib import Path
 
 from flare_xlt.recipes.config import ExperimentConfig
-from flare_xlt.recipes.data import split_file
+from flare_xlt.recipes.data import loaded_english_side, split_file
+from flare_xlt.recipes.machine_english import machine_english_file
 from flare_xlt.tasks import load_split
 
 
@@ -37,11 +38,14 @@ def cell_data_record(
 
 def split_files(config: ExperimentConfig, language: str, split: str) -> tuple[str, ...]:
     """The files (or hub datasets) that :func:`~flare_xlt.recipes.data.load_examples` reads."""
+    machine = ()
+    if split == "test" and config.data.machine_english is not None:
+        machine = (str(machine_english_file(config.data.machine_english, language)),)
     if config.data.files is not None:
-        return (str(split_file(config, language, split)),)
-    english_side = config.data.english_side if split == "test" else "human"
+        return (str(split_file(config, language, split)), *machine)
+    english_side = loaded_english_side(config, split)
     loaded = load_split(config.task, language, split, config.data.data_dir, english_side)
-    return loaded.report.files
+    return (*loaded.report.files, *machine)
 
 
 def file_fingerprint(name: str) -> dict:

@@ -43,6 +43,11 @@ class Method:
         """Whether the model also runs the English text (FLARE's source pass, X-Mixup)."""
         return self.source == "model" or self.mixup
 
+    @property
+    def can_drop_english(self) -> bool:
+        """Whether it can be scored on the target text alone (a FLARE adapter, ``phi(0, t)``)."""
+        return self.source == "model"
+
 
 METHODS: dict[str, Method] = {
     m.name: m

@@ -33,6 +33,7 @@ from flare_xlt.recipes.data_fingerprint import cell_data_record, changed_files
 from flare_xlt.recipes.distributed import is_main_process, wait_for_everyone
 from flare_xlt.recipes.fitting import fit, score
 from flare_xlt.recipes.methods import METHODS, Method, get_method
+from flare_xlt.recipes.target_only import without_english
 from flare_xlt.recipes.truncation import featurize_split
 from flare_xlt.xmixup import CONFIG_FILE as XMIXUP_CONFIG_FILE
 from flare_xlt.xmixup import XMixupModel
@@ -60,6 +61,25 @@ def cell_dir(config: ExperimentConfig, cell: Cell) -> Path:
     return config.root / "cells" / cell.name
 
 
+def result_path(config: ExperimentConfig, cell: Cell) -> Path:
+    """Where the cell's results with the configured test-time English are kept.
+
+    One training serves every ``data.english_side``: the first side evaluated writes
+    ``cell.json``, each further one ``cell.<side>.json`` beside it (e.g. a FLARE adapter
+    tested with the human English, then with machine English, then with none).
+    """
+    first = cell_dir(config, cell) / RESULT_FILE
+    side = config.data.english_side
+    if first.is_file() and _recorded_side(read_json_object(first)) != side:
+        return first.with_name(f"cell.{side}.json")
+    return first
+
+
+def _recorded_side(payload: dict) -> str:
+    """The test-time English a cell record was evaluated with."""
+    return ((payload.get("settings") or {}).get("data") or {}).get("english_side", "human")
+
+
 def load_cell_results(config: ExperimentConfig, cell: Cell) -> list[RunResult] | None:
     """Results of a finished cell, or None if it has not finished.
 
@@ -67,7 +87,7 @@ def load_cell_results(config: ExperimentConfig, cell: Cell) -> list[RunResult] |
     since, is refused rather than silently reused. Where the data lie is not a setting once
     their content is recorded: a moved data directory with the same files stays valid.
     """
-    path = cell_dir(config, cell) / RESULT_FILE
+    path = result_path(config, cell)
     if not path.is_file():
         return None
     payload = read_json_object(path)
@@ -102,7 +122,9 @@ def _refuse_changed_data(path: Path, saved: dict | None, config, cell: Cell) -> 
 
 
 # Where the data are read from (their content is compared instead, when recorded).
-DATA_LOCATION = ("data_dir", "files")
+DATA_LOCATION = ("data_dir", "files", "machine_english")
+# What only the evaluation reads: one training serves every test-time English.
+TEST_ONLY = ("english_side", "machine_english")
 # Adapter settings that only a fusion adapter (FLARE, FLARE-MT) reads.
 FUSION_ONLY = (
     "fusion",
@@ -129,7 +151,11 @@ def _relevant(settings: dict, method: str) -> dict:
 
 # Settings added after cells were first recorded: left out at their default (None), so the
 # cells finished before them stay valid.
-RECORDED_WHEN_SET = (("adapter", "fusion_modules"), ("quantization",))
+RECORDED_WHEN_SET = (
+    ("adapter", "fusion_modules"),
+    ("quantization",),
+    ("data", "machine_english"),
+)
 
 
 def cell_settings(config: ExperimentConfig, method: str) -> dict:
@@ -158,6 +184,7 @@ def cell_settings(config: ExperimentConfig, method: str) -> dict:
 def _run_settings(config: ExperimentConfig, method: str) -> dict:
     """What a cell's training depends on besides its TrainArgs (which training checks)."""
     settings = _relevant(cell_settings(config, method), method)
+    settings["data"] = {k: v for k, v in settings["data"].items() if k not in TEST_ONLY}
     return {k: v for k, v in settings.items() if k != "stage2"}
 
 
@@ -289,6 +316,8 @@ def run_cell(
         if is_main_process():
             setup.model.save_pretrained(directory / "adapter")
         timings.update(train_seconds=result.train_seconds, train_steps=result.global_step)
+    if config.data.english_side == "none" and setup.method.can_drop_english:
+        setup = without_english(setup)
     joint = len(cell.train_languages) > 1
     results = [
         evaluate_language(config, setup, language, cell.seed, progress, timings, joint)
@@ -302,7 +331,7 @@ def run_cell(
             "data": cell_data_record(config, cell.train_languages, setup.method.trains),
             "results": [asdict(r) for r in results],
         }
-        write_json_atomically(directory / RESULT_FILE, payload)
+        write_json_atomically(result_path(config, cell), payload)
     wait_for_everyone()
     return results
 

@@ -10,13 +10,16 @@ nor feeds the English, and whose result says it read none.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
 from flare_xlt.errors import FlareError
 from flare_xlt.model import FlareModel
 from flare_xlt.recipes.methods import Method
-from flare_xlt.recipes.stage2 import MethodSetup
+
+if TYPE_CHECKING:  # stage 2 evaluates without English through this module
+    from flare_xlt.recipes.stage2 import MethodSetup
 
 
 class TargetOnlyModel(nn.Module):
@@ -50,7 +53,7 @@ class TargetOnlyModel(nn.Module):
 
 def check_target_only(method: Method) -> None:
     """FlareError unless ``method`` trains a FLARE adapter with an English pass to drop."""
-    if method.source != "model":
+    if not method.can_drop_english:
         raise FlareError(
             f"--target-only drops the English pass of a FLARE adapter (method flare); "
             f"method {method.name!r} has none to drop"
