@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -46,38 +47,41 @@ def hidden_state_key(layer_index: int) -> str:
     return f"hidden_state.{layer_index}"
 
 
-class Source:
+class Source(ABC):
     """The source side of one adapter kind; subclasses fill in the kind-specific parts.
 
     Attributes:
         ids_name, mask_name: the ``FlareModel.forward`` arguments that carry its input.
         other_ids_name: the other kind's ids argument, refused when given.
+        reentrant_checkpointing_error: why re-entrant gradient checkpointing cannot train
+            this source, or None where it can.
     """
 
     ids_name: str
     mask_name: str
     other_ids_name: str
+    reentrant_checkpointing_error: str | None = None
 
     def __init__(self, config: FlareConfig):
         self.config = config
         self._description: dict | None = None
 
     @property
+    @abstractmethod
     def producer(self) -> nn.Module:
         """The model whose tokenizer made the ids (vocabulary and position table)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def run(self, ids: Tensor, mask: Tensor) -> SourceBatch:
         """Frozen states (no graph) of packed ``[B, S]`` ids and mask: ``[B, S, D]`` per key."""
-        raise NotImplementedError
 
+    @abstractmethod
     def layer_key(self, layer_name: str) -> str:
         """The key of the source tensor the fused layer ``layer_name`` reads."""
-        raise NotImplementedError
 
+    @abstractmethod
     def describe_producer(self) -> dict:
         """What produced the states beyond the config (JSON-native), with ``"weights"``."""
-        raise NotImplementedError
 
     def trainable(self, batch: SourceBatch) -> SourceBatch:
         """The trainable step after the frozen states (and the cache): none here."""
@@ -85,6 +89,8 @@ class Source:
 
     def check_checkpointing(self, options: dict) -> None:
         """FlareError where the gradient checkpointing ``options`` cannot train this source."""
+        if options.get("use_reentrant") and self.reentrant_checkpointing_error:
+            raise FlareError(self.reentrant_checkpointing_error)
 
     def batch(
         self,
@@ -285,6 +291,10 @@ class LatentSource(Source):
     ids_name = "latent_input_ids"
     mask_name = "latent_attention_mask"
     other_ids_name = "source_input_ids"
+    reentrant_checkpointing_error = (
+        "FLARE-MT needs use_reentrant=False: its one latent source feeds every layer, "
+        "and re-entrant checkpointing back-propagates through it once per layer"
+    )
 
     def __init__(self, config: FlareConfig, encoder: LatentEncoder):
         super().__init__(config)
@@ -310,13 +320,6 @@ class LatentSource(Source):
     def trainable(self, batch: SourceBatch) -> SourceBatch:
         """The projected latent translation: ``[B, S, d_enc]`` -> ``[B, S, d]``."""
         return replace(batch, states={LATENT_KEY: self.encoder.project(batch.states[LATENT_KEY])})
-
-    def check_checkpointing(self, options: dict) -> None:
-        if options.get("use_reentrant"):
-            raise FlareError(
-                "FLARE-MT needs use_reentrant=False: its one latent source feeds every layer, "
-                "and re-entrant checkpointing back-propagates through it once per layer"
-            )
 
 
 def build_source(
