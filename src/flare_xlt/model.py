@@ -1,4 +1,10 @@
-"""``FlareModel``: any Hugging Face model with FLARE adapters and its source pass."""
+"""``FlareModel``: any Hugging Face model with FLARE adapters, as a peft-style wrapper.
+
+It builds, runs, generates and saves; the source side (the English pass or the latent
+encoder, the source cache, layer keys) is :mod:`flare_xlt.sources`, the step's state
+read by the fused layers and the alignment hooks :mod:`flare_xlt.source`, saving and
+loading :mod:`flare_xlt.save_and_load`, and the input checks :mod:`flare_xlt.inputs`.
+"""
 
 from __future__ import annotations
 
