@@ -293,8 +293,10 @@ def build_method(
 
 
 def _time_source_side(model: FlareModel, phases: dict[str, float]) -> None:
-    """Time ``model._source_batch`` (source pass / cache load / projection) into ``phases``."""
-    inner = model._source_batch
+    """Time ``model.source.batch`` (source pass / cache load / projection) into ``phases``."""
+    if model.source is None:  # plain LoRA: no source side
+        return
+    inner = model.source.batch
 
     def timed(*args, **kwargs):
         start = time.perf_counter()
@@ -303,7 +305,7 @@ def _time_source_side(model: FlareModel, phases: dict[str, float]) -> None:
         finally:
             phases["source"] = phases.get("source", 0.0) + time.perf_counter() - start
 
-    model._source_batch = timed  # an instance attribute: the class is untouched
+    model.source.batch = timed  # an instance attribute: the class is untouched
 
 
 def _count_calls(module: nn.Module, counter: dict[str, int], key: str) -> None:
@@ -466,7 +468,7 @@ def cache_bytes(setup: Setup) -> int:
     if cache is None:
         return 0
     entries = cache._memory.values()
-    return sum(t.numel() * t.element_size() for tensors, _ in entries for t in tensors)
+    return sum(t.numel() * t.element_size() for tensors, *_ in entries for t in tensors)
 
 
 # ---------------------------------------------------------------------- reporting

@@ -145,7 +145,7 @@ def parts_report(backbone, batches, steps: int) -> str:
         "lora body only (no LM head)": lambda: lora.model.hf_model.base_model(
             **lora_inputs, use_cache=False
         ),
-        "FLARE source pass (FlareModel._source_pass)": lambda: model._source_pass(ids, mask),
+        "FLARE source pass (ModelSource.run)": lambda: model.source.run(ids, mask),
         "plain no-grad body forward, same input": lambda: body(
             input_ids=ids, attention_mask=mask, use_cache=False
         ),

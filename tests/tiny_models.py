@@ -92,3 +92,20 @@ def randomize_lora_b(model, seed: int = 1) -> None:
         for name, param in model.named_parameters():
             if "lora_B" in name:
                 param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
+
+
+def batch_inputs(seed: int = 0, source_seed: int = 1) -> dict:
+    """A FLARE batch: target ids and mask ``[2, 7]`` (row 0 left-padded by 2) and English
+    ids and mask ``[2, 5]``."""
+    ids, mask = random_batch(2, 7, seed, pad_left=2)
+    source_ids, source_mask = random_batch(2, 5, source_seed)
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "source_input_ids": source_ids,
+        "source_attention_mask": source_mask,
+    }
+
+
+def logits(model, **inputs) -> torch.Tensor:
+    return model(**inputs).logits

@@ -38,10 +38,13 @@ ADAPTER_NAME = "default"
 class FusedLora:
     """Fusion inside the bottleneck, mixed into a peft LoRA layer class (see below).
 
-    Attributes set by :func:`inject_flare`:
+    Attributes set by :class:`~flare_xlt.model.FlareModel`:
         flare_context: the model's shared :class:`FusionContext`.
-        flare_key: this layer's name; its input is recorded under it on the source pass.
         flare_source_key: key of the source tensor this layer fuses.
+
+    The layer either fuses (its fusion active, with the context's source or a zero
+    source) or runs plain peft LoRA (no fusion here, adapter disabled or merged, as on
+    the source pass: see :mod:`flare_xlt.sources`).
     """
 
     adapter_layer_names = (*LoraLayer.adapter_layer_names, "lora_fusion")
@@ -50,7 +53,6 @@ class FusedLora:
     def __init__(self, base_layer, adapter_name, config, **kwargs):
         super().__init__(base_layer, adapter_name, config=config, **kwargs)
         self.flare_context: FusionContext | None = None
-        self.flare_key = ""
         self.flare_source_key = ""
 
     def update_layer(self, adapter_name, r, lora_alpha, config, **kwargs):
@@ -65,14 +67,9 @@ class FusedLora:
 
     def forward(self, x: Tensor, *args, **kwargs) -> Tensor:
         """``x``: ``[B, T, d_in]`` -> ``[B, T, d_out]``."""
-        context = self.flare_context
-        if context is not None and context.capture is not None:
-            if self.lora_fusion:  # no graph (no_grad); shared inputs stay one tensor
-                context.capture[self.flare_key] = x
-            return self.base_layer(x, *args, **kwargs)
         if self.disable_adapters or self.merged or not self.lora_fusion:
             return super().forward(x, *args, **kwargs)
-
+        context = self.flare_context
         result = self.base_layer(x, *args, **kwargs)
         if self.clone_base_output:
             result = result.clone()
@@ -227,20 +224,23 @@ def saved_module_wrappers(module: nn.Module) -> list[nn.Module]:
 
 
 @contextmanager
-def original_saved_modules(wrappers: list[nn.Module]) -> Iterator[None]:
-    """Run with the original weights of ``modules_to_save`` (e.g. trained embeddings), not
-    the adapter's trained copies: the source pass runs the frozen model. ``wrappers`` are
-    peft's wrappers of those modules (see :func:`saved_module_wrappers`)."""
-    switched = [wrapper for wrapper in wrappers if not wrapper.disable_adapters]
+def adapters_disabled(layers: list[nn.Module]) -> Iterator[None]:
+    """Run with the adapters of ``layers`` switched off: fused layers run their frozen base
+    projection, and peft's wrappers of ``modules_to_save`` (e.g. trained embeddings) their
+    original weights, not the adapter's trained copies (the source pass runs the frozen
+    model). ``layers`` are :class:`FusedLora` layers and such wrappers (see
+    :func:`fused_layers`, :func:`saved_module_wrappers`); ``requires_grad`` of their
+    parameters is as the caller had set it afterwards."""
+    switched = [layer for layer in layers if not layer.disable_adapters]
     # peft's enable_adapters also sets requires_grad: keep what the caller had set
-    trainable = {param: param.requires_grad for w in switched for param in w.parameters()}
-    for wrapper in switched:
-        wrapper.enable_adapters(False)
+    trainable = {param: param.requires_grad for layer in switched for param in layer.parameters()}
+    for layer in switched:
+        layer.enable_adapters(False)
     try:
         yield
     finally:
-        for wrapper in switched:
-            wrapper.enable_adapters(True)
+        for layer in switched:
+            layer.enable_adapters(True)
         for param, requires_grad in trainable.items():
             param.requires_grad_(requires_grad)
 

@@ -3,24 +3,22 @@
 A :class:`FusionContext` is created per :class:`~flare_xlt.model.FlareModel` and
 referenced by every fused layer. The model sets it before the target forward
 and leaves it in place until the next step, so that gradient checkpointing,
-which re-runs layer forwards during ``backward()``, sees the same source.
+which re-runs layer forwards during ``backward()``, sees the same source. Its
+forward pre-hooks (:meth:`FusionContext.align_target`,
+:meth:`FusionContext.forget_outside_calls`) align each call's target tokens to the
+source where the target text enters the model.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
-from flare_xlt.alignment import Alignment, pool_real_tokens
-
-LATENT_KEY = "latent"
-
-
-def hidden_state_key(layer_index: int) -> str:
-    """Source key of the residual-stream hidden state entering layer ``layer_index``."""
-    return f"hidden_state.{layer_index}"
+from flare_xlt.alignment import Alignment, alignment_index, pool_real_tokens
+from flare_xlt.errors import FlareError
 
 
 @dataclass
@@ -88,21 +86,23 @@ class FusionContext:
     """Per-step state read by the fused layers.
 
     Attributes:
+        mode: the adapter's alignment mode (:data:`~flare_xlt.alignment.ALIGNMENTS`).
+        answer_partner: the partner of tokens after the prompt
+            (:data:`~flare_xlt.alignment.ANSWER_PARTNERS`).
         source: the step's source batch, or None (every fused layer then uses a
             zero source, i.e. ``phi(0, t)``).
         alignment: where the current call's target tokens find their source
             partners (see :func:`flare_xlt.alignment.alignment_index`).
-        capture: while not None, fused layers record their inputs here by key
-            and run their frozen base projection only (the source pass).
         in_call: set while the FlareModel runs its own target forward; a direct call
             of the wrapped HF model clears the (stale) source instead of reusing it.
         prompt_lengths: ``[B]`` real prompt tokens per row, where alignment is anchored
             (set by ``generate`` from its prompt); None = the whole target sequence.
     """
 
+    mode: str
+    answer_partner: str
     source: SourceBatch | None = None
     alignment: Alignment | None = None
-    capture: dict[str, Tensor] | None = field(default=None)
     in_call: bool = False
     prompt_lengths: Tensor | None = None
 
@@ -124,5 +124,59 @@ class FusionContext:
     def clear(self) -> None:
         self.source = None
         self.alignment = None
-        self.capture = None
         self.prompt_lengths = None
+
+    def align_target(self, module, args, kwargs) -> None:
+        """Forward pre-hook where the target text enters: align this call's target tokens
+        (``input_ids`` ``[B', T]`` or ``inputs_embeds`` ``[B', T, d]``, with the
+        ``attention_mask`` ``[B', T_total]`` of the whole sequence so far) to the source.
+
+        The source pass of a model without a task head runs through this hook too; it
+        runs before the step's source is set, so it finds none to align.
+        """
+        if not self.in_call:  # the HF model called directly: no stale source
+            self.clear()
+        if self.source is None:
+            self.alignment = None
+            return
+        input_ids = kwargs.get("input_ids", args[0] if args else None)
+        tokens = input_ids if input_ids is not None else kwargs["inputs_embeds"]
+        source, prompt_lengths = self._source_for_rows(tokens.shape[0])
+        num_new = tokens.shape[1]
+        mask = kwargs.get("attention_mask")
+        if mask is None:
+            past = kwargs.get("cache_position")
+            total = num_new + (int(past[0]) if past is not None else 0)
+            mask = torch.ones(tokens.shape[0], total, dtype=torch.long, device=tokens.device)
+        index = alignment_index(
+            mask,
+            num_new,
+            source.alignment_mask,
+            self.mode,
+            prompt_lengths,
+            self.answer_partner,
+        )
+        self.alignment = Alignment.from_index(index)
+
+    def forget_outside_calls(self, module, args) -> None:
+        """Forward pre-hook on the transformer body (the model without its task head), which
+        can be called directly: such a call, not from the FlareModel, sees no source."""
+        if not self.in_call:
+            self.clear()
+
+    def _source_for_rows(self, rows: int) -> tuple[SourceBatch, Tensor | None]:
+        """The source (``[B, S]``) and the prompt lengths (``[B]``) for a target batch of
+        ``rows`` = ``B * k``: ``generate`` repeats each example once per beam and returned
+        sequence (``k``), and each copy keeps its example's source: ``[B * k, S]``, copies
+        next to each other (kept for the later steps of the same generation)."""
+        examples = self.source.mask.shape[0]
+        if rows == examples:
+            return self.source, self.prompt_lengths
+        if rows % examples:
+            raise FlareError(
+                f"the target batch has {rows} rows but the source batch {examples} examples"
+            )
+        self.source = self.source.repeat_rows(rows // examples)
+        if self.prompt_lengths is not None:
+            self.prompt_lengths = self.prompt_lengths.repeat_interleave(rows // examples)
+        return self.source, self.prompt_lengths
