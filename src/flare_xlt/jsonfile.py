@@ -1,25 +1,9 @@
-"""The small JSON records flare-xlt saves beside weights: reading and comparing them."""
+"""Comparing the small JSON records flare-xlt saves beside its outputs with the current ones.
+
+Reading them is :func:`flare_xlt.fileio.read_json_object`.
+"""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
-
-from flare_xlt.errors import FlareError
-
-
-def read_json_object(path: Path) -> dict:
-    """The JSON object saved in ``path``; a one-line :class:`FlareError` naming it if malformed."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as err:
-        raise FlareError(f"{path} is not valid UTF-8 JSON: {err}") from None
-    except json.JSONDecodeError as err:
-        raise FlareError(f"{path} is not valid JSON: {err}") from None
-    if not isinstance(data, dict):
-        raise FlareError(f"{path} must hold a JSON object, not {type(data).__name__}")
-    return data
-
 
 _MISSING = object()  # a key one record lacks differs even from a None in the other
 

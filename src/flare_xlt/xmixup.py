@@ -46,7 +46,7 @@ from torch import Tensor, nn
 
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
-from flare_xlt.jsonfile import read_json_object
+from flare_xlt.fileio import read_json_object
 from flare_xlt.model import FlareModel, ParameterSummary, check_ids
 
 CONFIG_FILE = "xmixup_config.json"

@@ -11,7 +11,7 @@ from ddp_script import build_dataset, build_model, collate, trainable_state
 from safetensors.torch import load_file
 
 from flare_xlt.errors import FlareError
-from flare_xlt.jsonfile import read_json_object
+from flare_xlt.fileio import read_json_object
 from flare_xlt.recipes import checkpoint as ckpt
 from flare_xlt.recipes.training import TrainingArguments, train
 

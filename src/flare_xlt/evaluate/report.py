@@ -16,7 +16,6 @@ import json
 import math
 import os
 import platform
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import datetime, timezone
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from flare_xlt.errors import FlareError
+from flare_xlt.fileio import write_text_atomically
 
 ENGLISH_SIDES: dict[str, str] = {
     "human": "human translation (oracle)",
@@ -406,17 +406,7 @@ def write_results_json(
     except (TypeError, ValueError) as error:
         raise FlareError(f"cannot write {path}: {error}") from error
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text + "\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomically(path, text + "\n")
 
 
 def read_results_json(path: str | os.PathLike[str]) -> list[RunResult]:

@@ -19,7 +19,7 @@ from flare_xlt.evaluate import (
     to_markdown,
     write_results_json,
 )
-from flare_xlt.jsonfile import read_json_object
+from flare_xlt.fileio import read_json_object
 from flare_xlt.recipes.config import ExperimentConfig
 from flare_xlt.recipes.data import check_languages, data_provenance, task_spec
 from flare_xlt.recipes.distributed import is_main_process, wait_for_everyone

@@ -19,10 +19,10 @@ from transformers import set_seed
 
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
-from flare_xlt.jsonfile import differing_keys, read_json_object
+from flare_xlt.fileio import read_json_object, write_json_atomically
+from flare_xlt.jsonfile import differing_keys
 from flare_xlt.model import FlareModel
 from flare_xlt.recipes.backbone import head_kind, head_modules, load_task_model
-from flare_xlt.recipes.checkpoint import write_json_atomically
 from flare_xlt.recipes.components import build_components
 from flare_xlt.recipes.config import ExperimentConfig
 from flare_xlt.recipes.data import english_only, load_examples, prompt_template, task_spec

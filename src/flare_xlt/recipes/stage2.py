@@ -20,12 +20,12 @@ from flare_xlt.cache import SourceCache
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
 from flare_xlt.evaluate import RunResult
-from flare_xlt.jsonfile import differing_keys, read_json_object
+from flare_xlt.fileio import read_json_object, write_json_atomically
+from flare_xlt.jsonfile import differing_keys
 from flare_xlt.latent import LatentEncoder
 from flare_xlt.model import FlareModel
 from flare_xlt.models import load_backbone
 from flare_xlt.recipes.backbone import head_kind, load_task_model
-from flare_xlt.recipes.checkpoint import write_json_atomically
 from flare_xlt.recipes.components import build_components
 from flare_xlt.recipes.config import AdapterArgs, ExperimentConfig
 from flare_xlt.recipes.data import load_examples, prompt_template, task_spec

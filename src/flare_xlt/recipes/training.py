@@ -46,7 +46,8 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from flare_xlt.errors import FlareError
-from flare_xlt.jsonfile import differing_keys, read_json_object
+from flare_xlt.fileio import read_json_object, remove_dir_atomically, write_json_atomically
+from flare_xlt.jsonfile import differing_keys
 from flare_xlt.recipes import checkpoint as ckpt
 from flare_xlt.recipes.sampling import LengthGroupedSampler, example_length
 
@@ -543,7 +544,7 @@ def _resume_point(
     if accelerator.is_main_process:
         for step, path in checkpoints.items():
             if step > resume_step or damage[step] is not None:
-                ckpt.remove_dir_atomically(path)
+                remove_dir_atomically(path)
     accelerator.wait_for_everyone()
     resume_dir = checkpoints[resume_step]
     saved = read_json_object(resume_dir / ckpt.STATE_FILE)
@@ -668,11 +669,8 @@ def _finish(
         ckpt.load_trainable_weights(model, best)
     weights = ckpt.gather_trainable_state(accelerator, model)
     if accelerator.is_main_process:
-        ckpt.write_dir_atomically(
-            output_dir / FINAL_DIR,
-            lambda d: ckpt.save_trainable_weights(weights, d / ckpt.WEIGHTS_FILE),
-        )
-        ckpt.write_json_atomically(
+        ckpt.write_weights_dir(weights, output_dir / FINAL_DIR)
+        write_json_atomically(
             output_dir / RESULT_FILE, {"result": asdict(result), "fingerprint": fp}
         )
     accelerator.wait_for_everyone()
