@@ -16,6 +16,8 @@ from typing import Any
 from torch import nn
 from transformers import set_seed
 
+from flare_xlt.baselines.xmixup import CONFIG_FILE as XMIXUP_CONFIG_FILE
+from flare_xlt.baselines.xmixup import XMixupModel
 from flare_xlt.cache import SourceCache
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
@@ -35,8 +37,6 @@ from flare_xlt.recipes.fitting import fit, score
 from flare_xlt.recipes.methods import METHODS, Method, get_method
 from flare_xlt.recipes.target_only import without_english
 from flare_xlt.recipes.truncation import featurize_split
-from flare_xlt.xmixup import CONFIG_FILE as XMIXUP_CONFIG_FILE
-from flare_xlt.xmixup import XMixupModel
 
 logger = logging.getLogger("flare_xlt")
 
