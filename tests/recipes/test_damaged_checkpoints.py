@@ -12,8 +12,9 @@ from safetensors.torch import load_file
 
 from flare_xlt.errors import FlareError
 from flare_xlt.fileio import read_json_object
-from flare_xlt.recipes import checkpoint as ckpt
-from flare_xlt.recipes.training import TrainingArguments, train
+from flare_xlt.training import checkpoint as ckpt
+from flare_xlt.training.args import TrainingArguments
+from flare_xlt.training.loop import train
 
 DATA = build_dataset(12)
 CHECKPOINT_FILES = ("adapter.safetensors", "trainer_state.json", "optimizer.pt", "rng_state.pt")

@@ -15,13 +15,14 @@ from ddp_script import RecordingLoss, build_dataset, build_model, collate, train
 from safetensors.torch import load_file
 
 from flare_xlt.errors import FlareError
-from flare_xlt.recipes.checkpoint import (
+from flare_xlt.training.args import TrainingArguments
+from flare_xlt.training.checkpoint import (
     capture_rng_state,
     load_trainable_weights,
     restore_rng_state,
     write_manifest,
 )
-from flare_xlt.recipes.training import TrainingArguments, TrainingDiverged, train
+from flare_xlt.training.loop import TrainingDiverged, train
 
 DATA = build_dataset(12)
 

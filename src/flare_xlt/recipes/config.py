@@ -24,8 +24,8 @@ from flare_xlt.evaluate.report import ENGLISH_SIDES
 from flare_xlt.languages import language_code, resolve_language
 from flare_xlt.models.quantization import QuantizationArgs
 from flare_xlt.recipes.methods import METHODS, get_method
-from flare_xlt.recipes.training import TrainArgs
 from flare_xlt.tasks import TaskSpec, get_task_spec
+from flare_xlt.training.args import TrainArgs
 
 # FlareConfig fields the YAML config does not set: each method picks its source, each
 # stage the modules it trains in full.
