@@ -21,15 +21,6 @@ CHECKPOINT_FILES = ("adapter.safetensors", "trainer_state.json", "optimizer.pt",
 CHECKPOINT_FILES += ("scheduler.pt",)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: tiny models train several times faster on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def arguments(tmp_path, run="run", **overrides) -> TrainingArguments:
     settings = {
         "max_steps": 4,

@@ -27,15 +27,6 @@ from flare_xlt.training.loop import TrainingDiverged, train
 DATA = build_dataset(12)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: tiny models train several times faster on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def arguments(tmp_path, **overrides) -> TrainingArguments:
     settings = {"max_steps": 4, "batch_size": 4, "learning_rate": 1e-2, "progress": False}
     return TrainingArguments(tmp_path / "run", **{**settings, **overrides})

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from flare_xlt.errors import FlareError
-from flare_xlt.fileio import write_text_atomically
+from flare_xlt.fileio import read_json_object, write_text_atomically
 
 ENGLISH_SIDES: dict[str, str] = {
     "human": "human translation (oracle)",
@@ -413,12 +413,10 @@ def read_results_json(path: str | os.PathLike[str]) -> list[RunResult]:
     """The runs stored in a results.json written by :func:`write_results_json`."""
     path = Path(path)
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = read_json_object(path)
     except FileNotFoundError as error:
         raise FlareError(f"no results file at {path}") from error
-    except json.JSONDecodeError as error:
-        raise FlareError(f"{path} is not valid JSON: {error}") from error
-    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
+    if document.get("schema") != SCHEMA:
         raise FlareError(f"{path} is not a flare-xlt results file")
     if document.get("schema_version") != SCHEMA_VERSION:
         raise FlareError(
