@@ -1,4 +1,4 @@
-"""Shared fixtures: the architecture parameter and the real-model cache."""
+"""Shared fixtures: the architecture parameter, the real-model cache and one torch thread."""
 
 from __future__ import annotations
 
@@ -6,7 +6,21 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 from tiny_models import ARCHITECTURES
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread (restored afterwards), for the folders whose conftest asks for it.
+
+    Tiny models do microseconds of work per op; with several intra-op threads on a busy
+    2-core machine, thread contention made them several times (generation ~20x) slower.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(params=ARCHITECTURES)

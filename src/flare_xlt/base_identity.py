@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from flare_xlt.errors import FlareError
-from flare_xlt.jsonfile import differing_keys
+from flare_xlt.records import differing_keys
 
 # Config entries that do not change what the network computes (runtime options, names).
 _RUNTIME_KEYS = {

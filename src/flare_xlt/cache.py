@@ -22,7 +22,8 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from flare_xlt.errors import FlareError
-from flare_xlt.jsonfile import differing_keys
+from flare_xlt.fileio import write_text_atomically
+from flare_xlt.records import differing_keys
 from flare_xlt.source import SourceBatch
 
 # packed tensors [n, D], key -> slot, and the n source token ids they were computed from
@@ -69,9 +70,7 @@ class SourceCache:
                         f"{self.directory} holds source states but no {PRODUCER_FILE}, so what "
                         "computed them is unknown; use another directory or delete it"
                     )
-                tmp = path.with_name(path.name + ".tmp")
-                tmp.write_text(json.dumps(producer, indent=2, sort_keys=True) + "\n")
-                os.replace(tmp, path)
+                write_text_atomically(path, json.dumps(producer, indent=2, sort_keys=True) + "\n")
             elif (saved := _read_json_object(path, fix=f"delete {self.directory}")) != producer:
                 differ = differing_keys(saved, producer)
                 raise FlareError(

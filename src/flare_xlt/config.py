@@ -9,7 +9,7 @@ from typing import Literal
 
 from flare_xlt.alignment import ALIGNMENTS, ANSWER_PARTNERS
 from flare_xlt.errors import FlareError
-from flare_xlt.jsonfile import read_json_object
+from flare_xlt.fileio import read_json_object
 
 FUSIONS = ("add", "mul", "add_relu", "mul_relu", "cross_attention", "gated")
 SOURCES = ("model", "latent", None)

@@ -165,7 +165,7 @@ def test_committed_cells_stay_valid_under_their_configs():
 def test_a_key_one_record_lacks_is_named_as_differing():
     # Found while adding fusion_modules: a key missing on one side and None on the other
     # made the records unequal, but the error named no key ("different settings ()").
-    from flare_xlt.jsonfile import differing_keys
+    from flare_xlt.records import differing_keys
 
     saved = {"adapter": {"r": 8}, "task": "nusax_senti"}
     current = {"adapter": {"r": 8, "fusion_modules": None}, "task": "nusax_senti"}

@@ -18,7 +18,7 @@ from flare_xlt.cli import app
 from flare_xlt.errors import FlareError
 from flare_xlt.recipes import load_config, run_experiment
 from flare_xlt.recipes.data import load_examples
-from flare_xlt.recipes.fitting import fit as real_fit
+from flare_xlt.training.fit import fit as real_fit
 
 LABELS = ["negative", "neutral", "positive"]
 

@@ -36,7 +36,7 @@ from test_experiment import nusax_texts
 from tiny_models import tiny_config
 
 from flare_xlt.paths import default_data_dir
-from flare_xlt.recipes import checkpoint as ckpt
+from flare_xlt.training import checkpoint as ckpt
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 

@@ -11,9 +11,9 @@ from flare_xlt import FlareConfig, FlareModel
 from flare_xlt.errors import FlareError
 from flare_xlt.recipes import METHODS
 from flare_xlt.recipes.features import Collator, Featurizer, pad, verbalizer_token_ids
-from flare_xlt.recipes.fitting import score
 from flare_xlt.recipes.scoring import ClassificationScorer
 from flare_xlt.tasks import ClassificationExample, get_template
+from flare_xlt.training.fit import score
 
 TEMPLATE = get_template("nusax_senti")
 TEXTS = [

@@ -12,7 +12,8 @@ from flare_xlt import FlareConfig, FlareModel, LatentEncoder
 from flare_xlt.errors import FlareError
 from flare_xlt.evaluate import compute_metric
 from flare_xlt.recipes import METHODS
-from flare_xlt.recipes.qa import QACollator, QAFeaturizer, QAScorer
+from flare_xlt.recipes.features import Collator
+from flare_xlt.recipes.qa import QAFeaturizer, QAScorer
 from flare_xlt.recipes.qa_scoring import (
     SOURCE_KEYS,
     NewlineStop,
@@ -260,7 +261,7 @@ def test_extractive_features_locate_the_answer_tokens(tokenizer):
 def test_collate_pads_each_stream_on_its_side(tokenizer, latent_tokenizer):
     featurize = featurizer(tokenizer, "flare_mt", latent_tokenizer=latent_tokenizer)
     features = [featurize(example(i)) for i in (0, 1)]
-    batch = QACollator(tokenizer.pad_token_id, "right", latent_pad_token_id=7)(features)
+    batch = Collator(tokenizer.pad_token_id, "right", latent_pad_token_id=7)(features)
     width = batch["input_ids"].shape[1]
     short = min(range(2), key=lambda i: len(features[i]["input_ids"]))
     n = len(features[short]["input_ids"])
@@ -278,7 +279,7 @@ def test_collate_pads_each_stream_on_its_side(tokenizer, latent_tokenizer):
     assert batch["cache_keys"] == ["q0", "q1"]
     assert batch["references"] == [["Jakarta", "jakarta"], ["Jawa Timur", "jawa timur"]]
     extractive = featurizer(tokenizer, "lora", "classifier")
-    batch = QACollator(tokenizer.pad_token_id, "left")([extractive(example(i)) for i in (0, 1)])
+    batch = Collator(tokenizer.pad_token_id, "left")([extractive(example(i)) for i in (0, 1)])
     assert batch["start_positions"].dtype == torch.long and batch["end_positions"].shape == (2,)
     assert batch["contexts"] == [ROWS[0][0][0], ROWS[1][0][0]] and len(batch["offsets"]) == 2
 
@@ -295,7 +296,7 @@ def test_loss_is_the_models_own_and_trains_through_flare(
     model = FlareModel.from_base(base, FlareConfig(source=source), latent).train()
     method = "flare" if source == "model" else "flare_mt"
     featurize = featurizer(tokenizer, method, latent_tokenizer=latent_tokenizer)
-    batch = QACollator(tokenizer.pad_token_id, padding_side, latent_tokenizer.pad_token_id)(
+    batch = Collator(tokenizer.pad_token_id, padding_side, latent_tokenizer.pad_token_id)(
         [featurize(example(i)) for i in range(4)]  # answers of 1 and 2 tokens
     )
     scorer = QAScorer("causal_lm", tokenizer)
@@ -341,7 +342,7 @@ def test_generation_stops_at_newline_or_max_new_tokens(tokenizer):
     model = FlareModel.from_base(base, FlareConfig())
     featurize = featurizer(tokenizer, "flare")
     features = [featurize(example(i)) for i in range(2)]
-    collate = QACollator(tokenizer.pad_token_id, "left")
+    collate = Collator(tokenizer.pad_token_id, "left")
     scorer = QAScorer("causal_lm", tokenizer, max_new_tokens=3)
     newline = word_id(tokenizer, "\n")
     assert newline in scorer._newline_ids.tolist()
@@ -367,7 +368,7 @@ def test_generation_stops_at_newline_or_max_new_tokens(tokenizer):
 def test_greedy_predictions_come_back_in_input_order(tokenizer):
     base = tiny_llama(tokenizer, seed=3)
     model = FlareModel.from_base(base, FlareConfig())  # zero B: generates as the base model
-    collate = QACollator(tokenizer.pad_token_id, "left")
+    collate = Collator(tokenizer.pad_token_id, "left")
     scorer = QAScorer("causal_lm", tokenizer, max_new_tokens=4)
     features = [featurizer(tokenizer, "flare")(example(i)) for i in (3, 0, 1)]  # mixed lengths
     batched = scorer.predict(model, features, collate, batch_size=2, progress=False)
@@ -391,7 +392,7 @@ def test_greedy_predictions_come_back_in_input_order(tokenizer):
 def test_span_decoding_on_hand_made_logits(tokenizer, padding_side):
     featurize = featurizer(tokenizer, "lora", "classifier")
     features = [featurize(example(i)) for i in (1, 3)]
-    batch = QACollator(tokenizer.pad_token_id, padding_side)(features)
+    batch = Collator(tokenizer.pad_token_id, padding_side)(features)
     width = batch["input_ids"].shape[1]
     start, end = torch.zeros(2, width), torch.zeros(2, width)
 
@@ -416,7 +417,7 @@ def test_extractive_loss_and_prediction_through_flare(tokenizer):
     model = FlareModel.from_base(tiny_bert_qa(tokenizer), FlareConfig()).train()
     featurize = featurizer(tokenizer, "flare", "classifier", max_length=32)
     features = [featurize(example(i)) for i in range(4)]
-    collate = QACollator(tokenizer.pad_token_id, "right")
+    collate = Collator(tokenizer.pad_token_id, "right")
     scorer = QAScorer("classifier", tokenizer, max_new_tokens=4)
     loss = scorer.loss(model, collate(features))
     assert torch.isfinite(loss)
@@ -433,7 +434,7 @@ def test_a_few_sgd_steps_reduce_the_loss(tokenizer):
     model = FlareModel.from_base(tiny_llama(tokenizer), FlareConfig()).train()
     featurize = featurizer(tokenizer, "flare")
     features = [featurize(example(i)) for i in range(4)]
-    collate = QACollator(tokenizer.pad_token_id, "left")
+    collate = Collator(tokenizer.pad_token_id, "left")
     scorer = QAScorer("causal_lm", tokenizer, max_new_tokens=4)
     batch = collate(features)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.05)

@@ -5,12 +5,8 @@ threads on a busy 2-core machine, thread contention made generation ~20x slower.
 """
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def one_thread(one_torch_thread):
+    """Every translation test: see ``one_torch_thread`` in tests/conftest.py."""

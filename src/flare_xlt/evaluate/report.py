@@ -16,7 +16,6 @@ import json
 import math
 import os
 import platform
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import datetime, timezone
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from flare_xlt.errors import FlareError
+from flare_xlt.fileio import read_json_object, write_text_atomically
 
 ENGLISH_SIDES: dict[str, str] = {
     "human": "human translation (oracle)",
@@ -406,29 +406,17 @@ def write_results_json(
     except (TypeError, ValueError) as error:
         raise FlareError(f"cannot write {path}: {error}") from error
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text + "\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomically(path, text + "\n")
 
 
 def read_results_json(path: str | os.PathLike[str]) -> list[RunResult]:
     """The runs stored in a results.json written by :func:`write_results_json`."""
     path = Path(path)
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = read_json_object(path)
     except FileNotFoundError as error:
         raise FlareError(f"no results file at {path}") from error
-    except json.JSONDecodeError as error:
-        raise FlareError(f"{path} is not valid JSON: {error}") from error
-    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
+    if document.get("schema") != SCHEMA:
         raise FlareError(f"{path} is not a flare-xlt results file")
     if document.get("schema_version") != SCHEMA_VERSION:
         raise FlareError(

@@ -14,7 +14,6 @@ converted from, the creation date and every file's size and sha256. The cheap ch
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -25,6 +24,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from flare_xlt.errors import FlareError
+from flare_xlt.fileio import read_json_object, sha256_file
 
 MANIFEST_NAME = "flare_model.json"
 MANIFEST_FORMAT = 1
@@ -54,10 +56,10 @@ class Manifest:
 def read_manifest(directory: Path) -> Manifest | None:
     """The manifest of ``directory``, or None if it is missing or unreadable."""
     try:
-        raw = json.loads((directory / MANIFEST_NAME).read_text())
+        raw = read_json_object(directory / MANIFEST_NAME)
         files = {name: FileRecord(**record) for name, record in raw.pop("files").items()}
         return Manifest(files=files, **raw)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+    except (FlareError, OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
 
 
@@ -133,15 +135,6 @@ def build_dir(
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return target
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of the file at ``path``, read in 8 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(8 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _tmp_prefix(target: Path) -> str:

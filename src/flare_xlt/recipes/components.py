@@ -15,7 +15,7 @@ from flare_xlt.recipes.features import (
     verbalizer_token_ids,
 )
 from flare_xlt.recipes.methods import Method
-from flare_xlt.recipes.qa import QACollator, QAFeaturizer, QAScorer
+from flare_xlt.recipes.qa import QAFeaturizer, QAScorer
 from flare_xlt.recipes.scoring import ClassificationScorer
 from flare_xlt.tasks import PromptTemplate, TaskSpec
 
@@ -40,15 +40,16 @@ def build_components(
 ) -> Components:
     """Components for ``spec.kind``: classification (label words or a head) or QA."""
     latent_pad = latent_tokenizer.pad_token_id if latent_tokenizer is not None else 0
+    collate = Collator(tokenizer.pad_token_id, tokenizer.padding_side, latent_pad)
     if spec.kind == "qa":
         return Components(
             QAFeaturizer(tokenizer, template, head, method, max_length, latent_tokenizer),
-            QACollator(tokenizer.pad_token_id, tokenizer.padding_side, latent_pad),
+            collate,
             QAScorer(head, tokenizer),
         )
     verbalizers = verbalizer_token_ids(tokenizer, template) if head in GENERATIVE else None
     return Components(
         Featurizer(tokenizer, template, head, method, max_length, latent_tokenizer),
-        Collator(tokenizer.pad_token_id, tokenizer.padding_side, latent_pad),
+        collate,
         ClassificationScorer(len(spec.label_names), verbalizers, seq2seq=head == "seq2seq"),
     )

@@ -24,25 +24,37 @@ from flare_xlt.evaluate.report import ENGLISH_SIDES
 from flare_xlt.languages import language_code, resolve_language
 from flare_xlt.models.quantization import QuantizationArgs
 from flare_xlt.recipes.methods import METHODS, get_method
-from flare_xlt.recipes.training import TrainArgs
 from flare_xlt.tasks import TaskSpec, get_task_spec
+from flare_xlt.training.args import TrainArgs
+
+# FlareConfig fields the YAML config does not set: each method picks its source, each
+# stage the modules it trains in full.
+_NOT_ADAPTER_ARGS = ("source", "modules_to_save")
 
 
-@dataclass
+def _with_flare_fields(cls: type) -> type:
+    """Make ``cls`` a dataclass with the fields (types, defaults, order) of FlareConfig
+    less :data:`_NOT_ADAPTER_ARGS`, so a new FlareConfig setting is a YAML key too."""
+    hints = typing.get_type_hints(FlareConfig)
+    cls.__annotations__ = {}
+    for spec in dataclasses.fields(FlareConfig):
+        if spec.name in _NOT_ADAPTER_ARGS:
+            continue
+        cls.__annotations__[spec.name] = hints[spec.name]
+        if spec.default is dataclasses.MISSING:
+            setattr(cls, spec.name, field(default_factory=spec.default_factory))
+        else:
+            setattr(cls, spec.name, spec.default)
+    return dataclass(cls)
+
+
+@_with_flare_fields
 class AdapterArgs:
-    """The stage-2 adapter (LoRA for the baselines, FLARE for the fusion methods)."""
+    """The stage-2 adapter (LoRA for the baselines, FLARE for the fusion methods).
 
-    r: int = 8
-    alpha: float = 16
-    dropout: float = 0.0
-    target_modules: list[str] | None = None
-    fusion_modules: list[str] | None = None
-    fusion: str = "add_relu"
-    source_layer_offset: int = 0
-    source_representation: str = "projection_input"
-    alignment: str | None = None
-    answer_partner: str | None = None
-    source_dropout: float = 0.0
+    Its fields are :class:`~flare_xlt.config.FlareConfig`'s (same defaults and
+    validation), less ``source`` and ``modules_to_save``.
+    """
 
     def resolved(self, source: str | None, causal: bool) -> AdapterArgs:
         """These settings with ``alignment``/``answer_partner`` left unset filled in as

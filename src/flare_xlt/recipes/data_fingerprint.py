@@ -10,9 +10,9 @@ with the same files stays valid.
 from __future__ import annotations
 
 import functools
-import hashlib
 from pathlib import Path
 
+from flare_xlt.fileio import sha256_file
 from flare_xlt.recipes.config import ExperimentConfig
 from flare_xlt.recipes.data import loaded_english_side, split_file
 from flare_xlt.recipes.machine_english import machine_english_file
@@ -60,11 +60,7 @@ def file_fingerprint(name: str) -> dict:
 
 @functools.lru_cache(maxsize=256)
 def _sha256(path: str, identity: tuple[int, int, int]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(Path(path))
 
 
 def changed_files(saved: dict, current: dict) -> list[str]:

@@ -19,14 +19,14 @@ from flare_xlt.evaluate import (
     to_markdown,
     write_results_json,
 )
-from flare_xlt.jsonfile import read_json_object
+from flare_xlt.fileio import read_json_object
 from flare_xlt.recipes.config import ExperimentConfig
 from flare_xlt.recipes.data import check_languages, data_provenance, task_spec
-from flare_xlt.recipes.distributed import is_main_process, wait_for_everyone
 from flare_xlt.recipes.methods import get_method
 from flare_xlt.recipes.stage1 import MARKER as STAGE1_MARKER
 from flare_xlt.recipes.stage1 import run_stage1
 from flare_xlt.recipes.stage2 import Cell, load_cell_results, run_cell
+from flare_xlt.training.distributed import is_main_process, wait_for_everyone
 
 logger = logging.getLogger("flare_xlt")
 

@@ -4,7 +4,8 @@ A feature is a dict of plain lists for one example: ``input_ids`` (the main
 input), optionally ``source_input_ids`` (English, for FLARE) or
 ``latent_input_ids`` (target text in the latent encoder's tokenizer, for
 FLARE-MT), ``labels`` (class index) and ``cache_key`` (the example id).
-:class:`Collator` (with :func:`pad`) turns a list of features into ``[B, T]`` tensors.
+:class:`Collator` (with :func:`pad`) turns a list of features, of any task (QA's too:
+:mod:`flare_xlt.recipes.qa_features`), into ``[B, T]`` tensors.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from flare_xlt.tasks import ClassificationExample, PromptTemplate
 
 HeadKind = Literal["causal_lm", "seq2seq", "classifier"]
 GENERATIVE = ("causal_lm", "seq2seq")  # heads that read a prompt and answer in words
+IGNORE_INDEX = -100  # the label of a token that is not scored
 
 
 @dataclass
@@ -122,10 +124,16 @@ def verbalizer_token_ids(tokenizer: PreTrainedTokenizerBase, template: PromptTem
 
 @dataclass
 class Collator:
-    """Pads features into a batch: ``input_ids``/``attention_mask`` ``[B, T]`` and friends.
+    """Pads the features of any task into a batch of ``[B, T]`` tensors.
 
-    ``padding_side`` applies to the main and source inputs (left for decoders, so
-    the answer position is the last one); latent inputs are always right-padded.
+    ``input_ids``/``source_input_ids`` become ids and ``attention_mask``/
+    ``source_attention_mask`` padded on ``padding_side`` (left for decoders, so the
+    answer position is the last one); latent inputs are always right-padded; QA's
+    ``prompt_ids`` become ``prompt_input_ids``/``prompt_attention_mask``, always
+    left-padded for generation. Class ``labels`` become a ``[B]`` tensor, token
+    ``labels`` (QA answers) are padded on ``padding_side`` with -100. Extractive QA's
+    ``start_positions``/``end_positions`` become ``[B]`` tensors. ``cache_keys`` and
+    QA's ``references``, ``offsets`` and ``contexts`` are passed through as lists.
     """
 
     pad_token_id: int
@@ -133,19 +141,42 @@ class Collator:
     latent_pad_token_id: int = 0
 
     def __call__(self, features: list[dict]) -> dict:
+        first = features[0]
         batch = {"cache_keys": [f["cache_key"] for f in features]}
-        streams = (("input_ids", "attention_mask"), ("source_input_ids", "source_attention_mask"))
-        for ids_key, mask_key in streams:
-            if ids_key in features[0]:
-                rows = [f[ids_key] for f in features]
-                batch[ids_key], batch[mask_key] = pad(rows, self.pad_token_id, self.padding_side)
-        if "latent_input_ids" in features[0]:
-            rows = [f["latent_input_ids"] for f in features]
-            batch["latent_input_ids"], batch["latent_attention_mask"] = pad(
-                rows, self.latent_pad_token_id, "right"
-            )
-        if "labels" in features[0]:
-            batch["labels"] = torch.tensor([f["labels"] for f in features])
+        if "references" in first:
+            batch["references"] = [f["references"] for f in features]
+        streams = (
+            ("input_ids", "input_ids", "attention_mask", self.pad_token_id, self.padding_side),
+            (
+                "source_input_ids",
+                "source_input_ids",
+                "source_attention_mask",
+                self.pad_token_id,
+                self.padding_side,
+            ),
+            (
+                "latent_input_ids",
+                "latent_input_ids",
+                "latent_attention_mask",
+                self.latent_pad_token_id,
+                "right",
+            ),
+            ("prompt_ids", "prompt_input_ids", "prompt_attention_mask", self.pad_token_id, "left"),
+        )
+        for key, ids_key, mask_key, pad_id, side in streams:
+            if key in first:
+                batch[ids_key], batch[mask_key] = pad([f[key] for f in features], pad_id, side)
+        if "labels" in first:
+            labels = [f["labels"] for f in features]
+            if isinstance(labels[0], list):  # answer tokens
+                batch["labels"], _ = pad(labels, IGNORE_INDEX, self.padding_side)
+            else:
+                batch["labels"] = torch.tensor(labels)
+        if "start_positions" in first:
+            for key in ("start_positions", "end_positions"):
+                batch[key] = torch.tensor([f[key] for f in features], dtype=torch.long)
+            batch["offsets"] = [f["offsets"] for f in features]
+            batch["contexts"] = [f["context"] for f in features]
         return batch
 
 

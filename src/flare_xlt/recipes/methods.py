@@ -28,7 +28,7 @@ class Method:
             translation (``source``), or both concatenated (``concat``).
         uses_english: whether the method needs the English side at test time.
         mixup: X-Mixup: a plain LoRA whose target pass is mixed with its English
-            pass at one layer (:class:`~flare_xlt.xmixup.XMixupModel`).
+            pass at one layer (:class:`~flare_xlt.baselines.xmixup.XMixupModel`).
     """
 
     name: str

@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from flare_xlt.errors import FlareError
+from flare_xlt.fileio import sha256_file
 from flare_xlt.model import FlareModel
 from flare_xlt.recipes.config import ExperimentConfig
 from flare_xlt.recipes.data import prompt_template, task_spec
@@ -28,7 +29,6 @@ from flare_xlt.recipes.methods import Method, get_method
 from flare_xlt.recipes.prediction_file import (
     append_lines,
     directory_digest,
-    file_digest,
     prepare_output,
     record_path,
 )
@@ -185,7 +185,7 @@ def _identity(
 ) -> dict:
     """What the predictions depend on: the output's record refuses a run with others."""
     return {
-        "input_sha256": file_digest(rows.path),
+        "input_sha256": sha256_file(rows.path),
         "adapter_sha256": directory_digest(adapter) if adapter is not None else None,
         "method": method.name,
         "language": config.languages[0],

@@ -20,13 +20,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from flare_xlt.errors import FlareError
-from flare_xlt.jsonfile import differing_keys, read_json_object
-from flare_xlt.recipes.checkpoint import write_json_atomically
+from flare_xlt.fileio import read_json_object, sha256_file, write_json_atomically
+from flare_xlt.records import differing_keys
 
 logger = logging.getLogger("flare_xlt")
 
 RECORD_SUFFIX = ".run.json"
-_CHUNK_BYTES = 1 << 20
 
 
 def record_path(output: str | Path) -> Path:
@@ -35,20 +34,11 @@ def record_path(output: str | Path) -> Path:
     return output.with_name(output.name + RECORD_SUFFIX)
 
 
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def directory_digest(path: Path) -> str:
     """SHA-256 over every file of a directory (names relative to it, and contents)."""
     digest = hashlib.sha256()
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(f"{file.relative_to(path).as_posix()}\0{file_digest(file)}\n".encode())
+        digest.update(f"{file.relative_to(path).as_posix()}\0{sha256_file(file)}\n".encode())
     return digest.hexdigest()
 
 

@@ -1,4 +1,4 @@
-"""From QA examples to token features and padded batches, for every method and both heads.
+"""From QA examples to token features, for every method and both heads.
 
 A decoder LLM answers generatively: ``input_ids`` is the prompt
 ``Context: {c}\\nQuestion: {q}\\nAnswer:`` followed by `` {answer}`` and EOS, and
@@ -19,7 +19,8 @@ two passages (input fusion) the budget is shared fairly between them.
 
 Every feature also holds ``references`` (all gold answers in the language the model
 reads: the target's, or the English ones for translate-test) and ``cache_key`` (the
-example id).
+example id). :class:`~flare_xlt.recipes.features.Collator` pads them, as it pads the
+features of classification.
 """
 
 from __future__ import annotations
@@ -27,16 +28,13 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass, field, replace
 
-import torch
 from transformers import PreTrainedTokenizerBase
 
 from flare_xlt.errors import FlareError
-from flare_xlt.recipes.features import GENERATIVE, HeadKind, pad
+from flare_xlt.recipes.features import GENERATIVE, IGNORE_INDEX, HeadKind
 from flare_xlt.recipes.methods import MainInput, Method
 from flare_xlt.recipes.truncation import Truncations
 from flare_xlt.tasks import PromptTemplate, QAExample
-
-IGNORE_INDEX = -100
 
 
 @dataclass
@@ -411,57 +409,3 @@ def _window_start(length: int, limit: int, first: int, last: int) -> int:
         return 0
     centred = (first + last + 1 - limit) // 2
     return max(0, min(centred, length - limit))
-
-
-@dataclass
-class QACollator:
-    """Pads QA features into a batch of ``[B, T]`` tensors; text fields stay lists.
-
-    ``input_ids``/``source_input_ids`` (and ``labels``, with -100) are padded on
-    ``padding_side``; ``prompt_ids`` become ``prompt_input_ids``/``prompt_attention_mask``,
-    always left-padded for generation; latent inputs are right-padded.
-    ``start_positions``/``end_positions`` become ``[B]`` tensors; ``cache_keys``,
-    ``references``, ``offsets`` and ``contexts`` are passed through as lists.
-    """
-
-    pad_token_id: int
-    padding_side: str = "left"
-    latent_pad_token_id: int = 0
-
-    def __call__(self, features: list[dict]) -> dict:
-        first = features[0]
-        batch = {
-            "cache_keys": [f["cache_key"] for f in features],
-            "references": [f["references"] for f in features],
-        }
-        streams = (
-            ("input_ids", "input_ids", "attention_mask", self.pad_token_id, self.padding_side),
-            (
-                "source_input_ids",
-                "source_input_ids",
-                "source_attention_mask",
-                self.pad_token_id,
-                self.padding_side,
-            ),
-            (
-                "latent_input_ids",
-                "latent_input_ids",
-                "latent_attention_mask",
-                self.latent_pad_token_id,
-                "right",
-            ),
-            ("prompt_ids", "prompt_input_ids", "prompt_attention_mask", self.pad_token_id, "left"),
-        )
-        for key, ids_key, mask_key, pad_id, side in streams:
-            if key in first:
-                batch[ids_key], batch[mask_key] = pad([f[key] for f in features], pad_id, side)
-        if "labels" in first:
-            batch["labels"], _ = pad(
-                [f["labels"] for f in features], IGNORE_INDEX, self.padding_side
-            )
-        if "start_positions" in first:
-            for key in ("start_positions", "end_positions"):
-                batch[key] = torch.tensor([f[key] for f in features], dtype=torch.long)
-            batch["offsets"] = [f["offsets"] for f in features]
-            batch["contexts"] = [f["context"] for f in features]
-        return batch

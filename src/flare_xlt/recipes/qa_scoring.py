@@ -24,8 +24,7 @@ from transformers import PreTrainedTokenizerBase, StoppingCriteriaList
 
 from flare_xlt.generation import NewlineStop, first_line, newline_token_ids
 from flare_xlt.model import FlareModel
-from flare_xlt.recipes.features import HeadKind
-from flare_xlt.recipes.qa_features import IGNORE_INDEX
+from flare_xlt.recipes.features import IGNORE_INDEX, HeadKind
 from flare_xlt.recipes.scoring import model_inputs, predict_in_order, unwrap_model
 
 SOURCE_KEYS = (

@@ -15,8 +15,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from flare_xlt.baselines.xmixup import XMixupModel, XMixupOutput
 from flare_xlt.model import FlareModel
-from flare_xlt.xmixup import XMixupModel, XMixupOutput
 
 MODEL_KEYS = ("input_ids", "attention_mask")
 FLARE_KEYS = (
@@ -57,7 +57,7 @@ class ClassificationScorer:
     def loss(self, model: nn.Module, batch: dict) -> Tensor:
         """Cross-entropy over the classes (the label words, for a causal LM).
 
-        X-Mixup also learns from its English pass (:func:`~flare_xlt.xmixup.xmixup_loss`).
+        X-Mixup also learns from its English pass (:func:`~flare_xlt.baselines.xmixup.xmixup_loss`).
         """
         output = self._forward(model, batch)
         logits = self._classes(output.logits)

@@ -19,17 +19,17 @@ from transformers import set_seed
 
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
-from flare_xlt.jsonfile import differing_keys, read_json_object
+from flare_xlt.fileio import read_json_object, write_json_atomically
 from flare_xlt.model import FlareModel
 from flare_xlt.recipes.backbone import head_kind, head_modules, load_task_model
-from flare_xlt.recipes.checkpoint import write_json_atomically
 from flare_xlt.recipes.components import build_components
 from flare_xlt.recipes.config import ExperimentConfig
 from flare_xlt.recipes.data import english_only, load_examples, prompt_template, task_spec
-from flare_xlt.recipes.distributed import is_main_process, wait_for_everyone
-from flare_xlt.recipes.fitting import fit
 from flare_xlt.recipes.methods import METHODS
 from flare_xlt.recipes.truncation import featurize_split
+from flare_xlt.records import differing_keys
+from flare_xlt.training.distributed import is_main_process, wait_for_everyone
+from flare_xlt.training.fit import FitSetup, fit
 
 logger = logging.getLogger("flare_xlt")
 
@@ -81,17 +81,19 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
     lora = FlareModel.from_base(model, adapter)
     logger.info("stage 1: English LoRA on %d examples; %s", len(train), lora.trainable_parameters())
     result = fit(
-        lora,
-        train,
-        validation,
-        scorer,
-        collate,
-        spec.metric,
-        config.stage1,
-        directory / "train",
-        config.eval_batch_size,
-        progress,
-        run_settings={k: v for k, v in settings.items() if k != "stage1"},
+        FitSetup(
+            model=lora,
+            train=train,
+            validation=validation,
+            scorer=scorer,
+            collate=collate,
+            metric=spec.metric,
+            args=config.stage1,
+            output_dir=directory / "train",
+            eval_batch_size=config.eval_batch_size,
+            progress=progress,
+            run_settings={k: v for k, v in settings.items() if k != "stage1"},
+        )
     )
     english_score = result.best_metric  # the best weights are restored: no second scoring
     if is_main_process():

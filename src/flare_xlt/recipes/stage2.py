@@ -16,27 +16,27 @@ from typing import Any
 from torch import nn
 from transformers import set_seed
 
+from flare_xlt.baselines.xmixup import CONFIG_FILE as XMIXUP_CONFIG_FILE
+from flare_xlt.baselines.xmixup import XMixupModel
 from flare_xlt.cache import SourceCache
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
 from flare_xlt.evaluate import RunResult
-from flare_xlt.jsonfile import differing_keys, read_json_object
+from flare_xlt.fileio import read_json_object, write_json_atomically
 from flare_xlt.latent import LatentEncoder
 from flare_xlt.model import FlareModel
 from flare_xlt.models import load_backbone
 from flare_xlt.recipes.backbone import head_kind, load_task_model
-from flare_xlt.recipes.checkpoint import write_json_atomically
 from flare_xlt.recipes.components import build_components
 from flare_xlt.recipes.config import AdapterArgs, ExperimentConfig
 from flare_xlt.recipes.data import load_examples, prompt_template, task_spec
 from flare_xlt.recipes.data_fingerprint import cell_data_record, changed_files
-from flare_xlt.recipes.distributed import is_main_process, wait_for_everyone
-from flare_xlt.recipes.fitting import fit, score
 from flare_xlt.recipes.methods import METHODS, Method, get_method
 from flare_xlt.recipes.target_only import without_english
 from flare_xlt.recipes.truncation import featurize_split
-from flare_xlt.xmixup import CONFIG_FILE as XMIXUP_CONFIG_FILE
-from flare_xlt.xmixup import XMixupModel
+from flare_xlt.records import differing_keys
+from flare_xlt.training.distributed import is_main_process, wait_for_everyone
+from flare_xlt.training.fit import FitSetup, fit, score
 
 logger = logging.getLogger("flare_xlt")
 
@@ -301,17 +301,19 @@ def run_cell(
             setup.model.trainable_parameters(),
         )
         result = fit(
-            setup.model,
-            train,
-            validation,
-            setup.scorer,
-            setup.collate,
-            setup.metric,
-            replace(config.stage2, seed=cell.seed),
-            directory / "train",
-            config.eval_batch_size,
-            progress,
-            run_settings=_run_settings(config, cell.method),
+            FitSetup(
+                model=setup.model,
+                train=train,
+                validation=validation,
+                scorer=setup.scorer,
+                collate=setup.collate,
+                metric=setup.metric,
+                args=replace(config.stage2, seed=cell.seed),
+                output_dir=directory / "train",
+                eval_batch_size=config.eval_batch_size,
+                progress=progress,
+                run_settings=_run_settings(config, cell.method),
+            )
         )
         if is_main_process():
             setup.model.save_pretrained(directory / "adapter")

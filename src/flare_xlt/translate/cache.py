@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from flare_xlt.errors import FlareError
+from flare_xlt.fileio import fsync_path
 from flare_xlt.paths import flare_home
 from flare_xlt.translate.base import ModelLanguage, Translator, check_outputs
 
@@ -150,7 +151,7 @@ class TranslationCache:
         finally:
             os.close(fd)
         if created:
-            _fsync_directory(self.path.parent)
+            fsync_path(self.path.parent)
         for entry in entries:
             self._translations[entry.key] = entry.translation
 
@@ -245,14 +246,6 @@ def _locked(fd: int):
         yield
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class CachedTranslator:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from flare_xlt.errors import FlareError
+from flare_xlt.fileio import write_text_atomically
 from flare_xlt.tasks.examples import ClassificationExample, Example, QAExample
 from flare_xlt.translate.base import Translator, check_outputs
 from flare_xlt.translate.cache import CachedTranslator, package_version
@@ -286,14 +287,8 @@ def _check_writable(path: Path) -> None:
 
 def _write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and a rename (no half-written outputs)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        write_text_atomically(path, text)
     except OSError as error:
-        temporary.unlink(missing_ok=True)
         raise FlareError(f"cannot write {path}: {error.strerror or error}") from error

@@ -46,8 +46,8 @@ from torch import Tensor, nn
 
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
+from flare_xlt.fileio import read_json_object
 from flare_xlt.inputs import check_ids
-from flare_xlt.jsonfile import read_json_object
 from flare_xlt.model import FlareModel, ParameterSummary
 
 CONFIG_FILE = "xmixup_config.json"

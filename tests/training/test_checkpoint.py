@@ -11,22 +11,14 @@ from ddp_script import build_dataset, build_model, collate, trainable_state
 from safetensors.torch import load_file
 
 from flare_xlt.errors import FlareError
-from flare_xlt.jsonfile import read_json_object
-from flare_xlt.recipes import checkpoint as ckpt
-from flare_xlt.recipes.training import TrainingArguments, train
+from flare_xlt.fileio import read_json_object
+from flare_xlt.training import checkpoint as ckpt
+from flare_xlt.training.args import TrainingArguments
+from flare_xlt.training.loop import train
 
 DATA = build_dataset(12)
 CHECKPOINT_FILES = ("adapter.safetensors", "trainer_state.json", "optimizer.pt", "rng_state.pt")
 CHECKPOINT_FILES += ("scheduler.pt",)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: tiny models train several times faster on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def arguments(tmp_path, run="run", **overrides) -> TrainingArguments:

@@ -5,7 +5,7 @@ import torch
 from tiny_models import DECODERS, random_batch, randomize_lora_b, tiny_model
 
 from flare_xlt import FlareConfig, FlareError, XMixupConfig, XMixupModel
-from flare_xlt.xmixup import MixupAttention, transformer_layers, xmixup_loss
+from flare_xlt.baselines.xmixup import MixupAttention, transformer_layers, xmixup_loss
 
 
 def xmixup(arch: str, **settings) -> XMixupModel:

@@ -14,7 +14,8 @@ import torch
 from ddp_script import RESUME_SETTINGS, build_dataset, build_model, collate, eval_fn
 from safetensors.torch import load_file
 
-from flare_xlt.recipes.training import TrainingArguments, train
+from flare_xlt.training.args import TrainingArguments
+from flare_xlt.training.loop import train
 
 SCRIPT = Path(__file__).with_name("ddp_script.py")
 # One thread in the subprocesses and here, so matrix products add up in the same order.

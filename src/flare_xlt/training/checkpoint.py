@@ -23,13 +23,11 @@ A checkpoint without a manifest was written by flare-xlt before checkpoints carr
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import random
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,7 +40,13 @@ from torch import nn
 from torch.distributed.tensor import DTensor, distribute_tensor
 
 from flare_xlt.errors import FlareError
-from flare_xlt.jsonfile import read_json_object
+from flare_xlt.fileio import (
+    publish_dir,
+    read_json_object,
+    remove_dir_atomically,
+    sha256_file,
+    write_dir_atomically,
+)
 
 CHECKPOINTS_DIR = "checkpoints"
 WEIGHTS_FILE = "adapter.safetensors"
@@ -192,55 +196,14 @@ def prune_checkpoints(output_dir: str | Path, keep: int, protect: int | None) ->
             remove_dir_atomically(checkpoints[step])
 
 
-def remove_dir_atomically(path: Path) -> None:
-    """Delete ``path`` by renaming it to a ``.tmp-`` name first: a crash never leaves it half
-    there (the renamed remains are what :func:`remove_stale_temp_dirs` cleans up)."""
-    doomed = path.with_name(f".tmp-removed-{path.name}")
-    if doomed.exists():
-        shutil.rmtree(doomed)
-    os.rename(path, doomed)
-    shutil.rmtree(doomed)
+def write_weights_dir(weights: dict[str, torch.Tensor], target: Path) -> None:
+    """Publish ``target`` (``final/``) atomically: the trainable weights and their manifest."""
 
+    def write(directory: Path) -> None:
+        save_trainable_weights(weights, directory / WEIGHTS_FILE)
+        write_manifest(directory)
 
-def write_json_atomically(path: str | Path, payload: dict) -> None:
-    """Write JSON through a temp file and ``os.replace`` (readers never see half a file)."""
-    path = Path(path)
-    temp = path.with_name(f".tmp-{path.name}")
-    with open(temp, "w") as handle:
-        handle.write(json.dumps(payload, indent=2) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
-
-
-def write_dir_atomically(target: Path, write: Callable[[Path], None]) -> None:
-    """``write(temp_dir)``, add its manifest, flush every file to disk, rename it to ``target``."""
-    temp = target.with_name(f".tmp-{target.name}")
-    if temp.exists():
-        shutil.rmtree(temp)
-    temp.mkdir(parents=True)
-    write(temp)
-    write_manifest(temp)
-    _publish(temp, target)
-
-
-def _publish(temp: Path, target: Path) -> None:
-    for path in temp.rglob("*"):
-        if path.is_file():
-            _fsync(path)
-    _fsync(temp)
-    if target.exists():  # final/ written again, after it was found damaged
-        remove_dir_atomically(target)
-    os.rename(temp, target)
-    _fsync(target.parent)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_dir_atomically(target, write)
 
 
 # ---------------------------------------------------------------- manifest
@@ -249,7 +212,7 @@ def write_manifest(directory: Path) -> None:
     files = {
         path.relative_to(directory).as_posix(): {
             "size": path.stat().st_size,
-            "sha256": _sha256(path),
+            "sha256": sha256_file(path),
         }
         for path in sorted(directory.rglob("*"))
         if path.is_file() and path != directory / MANIFEST_FILE
@@ -310,17 +273,9 @@ def _file_damage(path: Path, recorded: dict) -> str | None:
     size = path.stat().st_size
     if size != recorded.get("size"):
         return f"has {size} bytes, its manifest says {recorded.get('size')}"
-    if _sha256(path) != recorded.get("sha256"):
+    if sha256_file(path) != recorded.get("sha256"):
         return "does not match its sha256 checksum"
     return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------- save / load
@@ -355,7 +310,7 @@ def save_checkpoint(
         torch.save(rng_states, temp / RNG_FILE)
         (temp / STATE_FILE).write_text(json.dumps(trainer_state, indent=2) + "\n")
         write_manifest(temp)
-        _publish(temp, directory)
+        publish_dir(temp, directory)
     accelerator.wait_for_everyone()
 
 

@@ -6,7 +6,7 @@ comes from how the script is launched (``accelerate launch --config_file ...`` o
 ``torchrun``), not from this code.
 
 Runs are restartable: checkpoints land in ``output_dir/checkpoints/step-<N>/`` (see
-:mod:`flare_xlt.recipes.checkpoint`), and calling ``train`` again with the same
+:mod:`flare_xlt.training.checkpoint`), and calling ``train`` again with the same
 arguments continues from the newest intact one, replaying the exact data order and
 RNG streams, so the result equals that of an uninterrupted run. A damaged checkpoint
 (one that does not match its manifest) is skipped with a warning; if checkpoints exist
@@ -29,8 +29,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from dataclasses import asdict
 
 import torch
 from accelerate import Accelerator
@@ -46,174 +45,24 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from flare_xlt.errors import FlareError
-from flare_xlt.jsonfile import differing_keys, read_json_object
-from flare_xlt.recipes import checkpoint as ckpt
-from flare_xlt.recipes.sampling import LengthGroupedSampler, example_length
+from flare_xlt.training import checkpoint as ckpt
+from flare_xlt.training.args import TrainingArguments
+from flare_xlt.training.distributed import info_on_main
+from flare_xlt.training.resume import (
+    LoopState,
+    TrainResult,
+    finish,
+    finished_result,
+    resume_point,
+    run_fingerprint,
+)
+from flare_xlt.training.sampling import LengthGroupedSampler, example_length
 
 logger = logging.getLogger(__name__)
-
-MIXED_PRECISION = ("no", "bf16", "fp16")
-FINAL_DIR = "final"
-RESULT_FILE = "result.json"
-# Settings that shape the optimisation trajectory: a resume must not change them.
-_TRAJECTORY = (
-    "learning_rate",
-    "num_epochs",
-    "max_steps",
-    "batch_size",
-    "gradient_accumulation_steps",
-    "warmup_ratio",
-    "weight_decay",
-    "max_grad_norm",
-    "seed",
-    "mixed_precision",
-    "group_by_length",
-    "eval_every_steps",
-    "early_stopping_patience",
-    "run_settings",
-)
 
 
 class TrainingDiverged(FlareError):
     """The loss became NaN or infinite; the last good checkpoint is left untouched."""
-
-
-@dataclass(kw_only=True)
-class TrainArgs:
-    """How one stage optimises: the settings an experiment config gives each stage.
-
-    Attributes:
-        learning_rate: peak AdamW learning rate (after linear warmup, then linear decay to 0).
-        num_epochs: passes over the data (may be fractional); ignored when ``max_steps`` is set.
-        max_steps: total optimizer steps; overrides ``num_epochs``.
-        batch_size: examples per device per forward pass.
-        gradient_accumulation_steps: forward passes per optimizer step.
-        warmup_ratio: share of the optimizer steps spent warming up linearly.
-        weight_decay: AdamW decay for matrices (never for 1-D biases, norms and gates).
-        save_every_steps: checkpoint every N optimizer steps; a checkpoint is also written
-            after every evaluation and at the end.
-        eval_every_steps: evaluate every N optimizer steps; ``None`` = at the end of each
-            epoch. The final step is always evaluated (when ``eval_fn`` is given).
-        early_stopping_patience: stop after this many evaluations without improvement.
-        group_by_length: batch examples of similar length together (less padding, faster
-            steps; see :mod:`flare_xlt.recipes.sampling`); the order is still seeded per epoch.
-        seed: seeds model-side randomness (dropout) and the per-epoch data order.
-    """
-
-    learning_rate: float = 2e-4
-    num_epochs: float = 3.0
-    max_steps: int | None = None
-    batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.0
-    save_every_steps: int | None = 50
-    eval_every_steps: int | None = None
-    early_stopping_patience: int | None = None
-    group_by_length: bool = False
-    seed: int = 42
-
-    def __post_init__(self) -> None:
-        positive = {
-            "learning_rate": self.learning_rate,
-            "num_epochs": self.num_epochs,
-            "batch_size": self.batch_size,
-            "gradient_accumulation_steps": self.gradient_accumulation_steps,
-            "max_steps": self.max_steps,
-            "save_every_steps": self.save_every_steps,
-            "eval_every_steps": self.eval_every_steps,
-            "early_stopping_patience": self.early_stopping_patience,
-        }
-        self._require_positive(positive)
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            self._invalid("warmup_ratio", "must be in [0, 1)")
-        if self.weight_decay < 0:
-            self._invalid("weight_decay", "must be >= 0")
-
-    def _require_positive(self, values: dict) -> None:
-        for name, value in values.items():
-            if value is not None and not value > 0:
-                self._invalid(name, "must be > 0")
-
-    def _invalid(self, name: str, rule: str) -> None:
-        raise FlareError(f"{type(self).__name__}.{name} {rule}, got {getattr(self, name)!r}")
-
-
-@dataclass(kw_only=True)
-class TrainingArguments(TrainArgs):
-    """Settings of one training run: :class:`TrainArgs` plus where and how it runs.
-
-    Attributes:
-        output_dir: checkpoints, final weights, ``result.json`` and TensorBoard logs.
-        save_every_steps: as in :class:`TrainArgs`, but off by default here.
-        max_grad_norm: clip the global gradient norm to this value; ``None`` = no clipping.
-        keep_checkpoints: how many of the newest checkpoints to keep (the best is kept too).
-        log_every_steps: log the mean loss over this many optimizer steps.
-        mixed_precision: ``"no"``, ``"bf16"`` or ``"fp16"`` (passed to ``Accelerator``;
-            overrides the launcher's setting).
-        progress: show a progress bar (main process only).
-        run_settings: whatever else the run's result depends on (data, prompt, adapter),
-            as a JSON-able dict; a checkpoint or finished run with other ``run_settings``
-            is refused, like one with another learning rate.
-    """
-
-    output_dir: str | Path = field(kw_only=False)
-    save_every_steps: int | None = None
-    max_grad_norm: float | None = 1.0
-    keep_checkpoints: int = 2
-    log_every_steps: int = 10
-    mixed_precision: str = "no"
-    progress: bool = True
-    run_settings: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.output_dir = Path(self.output_dir)
-        self._require_positive(
-            {
-                "max_grad_norm": self.max_grad_norm,
-                "keep_checkpoints": self.keep_checkpoints,
-                "log_every_steps": self.log_every_steps,
-            }
-        )
-        if self.mixed_precision not in MIXED_PRECISION:
-            self._invalid("mixed_precision", f"must be one of {MIXED_PRECISION}")
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "output_dir": str(self.output_dir)}
-
-
-@dataclass
-class TrainResult:
-    """What a run produced; also stored in ``output_dir/result.json``."""
-
-    global_step: int
-    epochs_completed: float
-    best_metric: float | None
-    best_step: int | None
-    stopped_early: bool
-    resumed_from_step: int | None
-    train_seconds: float
-    losses: list[float] = field(default_factory=list)
-    history: list[dict] = field(default_factory=list)
-
-
-@dataclass
-class _LoopState:
-    """Everything about the loop's position that a checkpoint must carry."""
-
-    global_step: int = 0
-    epoch: int = 0
-    step_in_epoch: int = 0
-    best_metric: float | None = None
-    best_step: int | None = None
-    bad_evals: int = 0
-    stopped_early: bool = False
-    train_seconds: float = 0.0
-    losses: list[float] = field(default_factory=list)
-    history: list[dict] = field(default_factory=list)
-    window_loss: float = 0.0  # sum of micro-batch losses since the last log line
-    window_batches: int = 0
 
 
 def train(
@@ -249,11 +98,11 @@ def train(
     if len(train_data) == 0:
         raise FlareError("train_data is empty")
     accelerator = _make_accelerator(args)
-    fingerprint = _fingerprint(args, len(train_data), accelerator.num_processes)
-    finished = _finished_result(accelerator, model, args.output_dir, fingerprint)
+    fingerprint = run_fingerprint(args, len(train_data), accelerator.num_processes)
+    finished = finished_result(accelerator, model, args.output_dir, fingerprint)
     if finished is not None:
         return finished
-    resume_dir, state = _resume_point(accelerator, model, args, fingerprint)
+    resume_dir, state = resume_point(accelerator, model, args, fingerprint)
     resumed_from = state.global_step if resume_dir is not None else None
 
     set_seed(args.seed)
@@ -273,10 +122,10 @@ def train(
     )
     if resume_dir is not None:
         ckpt.load_checkpoint(accelerator, resume_dir, optimizer, scheduler)
-        _info(accelerator, "resuming from %s (step %d)", resume_dir, resumed_from)
+        info_on_main(accelerator, "resuming from %s (step %d)", resume_dir, resumed_from)
     if is_tensorboard_available():
         accelerator.init_trackers("tensorboard", config=_hparams(args))
-    _info(
+    info_on_main(
         accelerator,
         "training %d examples for %d steps (%d per epoch): batch size %d x %d accumulation "
         "x %d processes",
@@ -310,7 +159,7 @@ def train(
         losses=state.losses,
         history=state.history,
     )
-    _finish(accelerator, model, args.output_dir, result, fingerprint)
+    finish(accelerator, model, args.output_dir, result, fingerprint)
     return result
 
 
@@ -331,7 +180,7 @@ class _Loop:
         self.fingerprint = fingerprint
         self.step_lr = scheduler.get_last_lr()[0]  # the learning rate of the last step
 
-    def run(self, state: _LoopState, steps_per_epoch: int, total_steps: int) -> None:
+    def run(self, state: LoopState, steps_per_epoch: int, total_steps: int) -> None:
         args, accelerator = self.args, self.accelerator
         bar = tqdm(
             total=total_steps,
@@ -370,7 +219,7 @@ class _Loop:
         if state.window_batches:  # a partial logging window at the very end
             state.losses.append(state.window_loss / state.window_batches)
 
-    def _micro_step(self, batch: dict, state: _LoopState) -> bool:
+    def _micro_step(self, batch: dict, state: LoopState) -> bool:
         """One forward/backward; True when it completed an optimizer step."""
         accelerator = self.accelerator
         with accelerator.accumulate(self.model):
@@ -390,7 +239,7 @@ class _Loop:
         state.window_batches += 1
         return accelerator.sync_gradients
 
-    def _diverged_message(self, loss: float, state: _LoopState) -> str:
+    def _diverged_message(self, loss: float, state: LoopState) -> str:
         args = self.args
         clip = " or set max_grad_norm (e.g. 1.0)" if args.max_grad_norm is None else ""
         last_good = ckpt.latest_checkpoint(args.output_dir)
@@ -401,14 +250,14 @@ class _Loop:
             f"learning_rate (now {args.learning_rate:g}){clip} and rerun in a new output_dir"
         )
 
-    def _log(self, state: _LoopState, steps_per_epoch: int) -> None:
+    def _log(self, state: LoopState, steps_per_epoch: int) -> None:
         if state.global_step % self.args.log_every_steps:
             return
         loss = state.window_loss / state.window_batches
         state.losses.append(loss)
         state.window_loss, state.window_batches = 0.0, 0
         lr = self.step_lr
-        _info(
+        info_on_main(
             self.accelerator,
             "step %d | epoch %.2f | loss %.4f | lr %.3e",
             state.global_step,
@@ -418,7 +267,7 @@ class _Loop:
         )
         self.accelerator.log({"train/loss": loss, "train/lr": lr}, step=state.global_step)
 
-    def _maybe_evaluate(self, state: _LoopState, epoch_done: bool, done: bool) -> bool:
+    def _maybe_evaluate(self, state: LoopState, epoch_done: bool, done: bool) -> bool:
         """Evaluate when due; update best metric and patience. True if it evaluated."""
         every = self.args.eval_every_steps
         due = state.global_step % every == 0 if every else epoch_done
@@ -435,7 +284,7 @@ class _Loop:
             state.bad_evals += 1
         patience = self.args.early_stopping_patience
         state.stopped_early = patience is not None and state.bad_evals >= patience and not done
-        _info(
+        info_on_main(
             self.accelerator,
             "step %d | eval %.4f | best %.4f at step %d%s",
             state.global_step,
@@ -465,7 +314,7 @@ class _Loop:
         broadcast_object_list(result)
         return result[0]
 
-    def _save(self, state: _LoopState) -> None:
+    def _save(self, state: LoopState) -> None:
         accelerator, args = self.accelerator, self.args
         trainer_state = {
             "loop": asdict(state),
@@ -482,12 +331,6 @@ class _Loop:
 
 
 # ---------------------------------------------------------------- helpers
-def _info(accelerator: Accelerator, message: str, *args) -> None:
-    """A plain log line, from the main process only."""
-    if accelerator.is_main_process:
-        logger.info(message, *args)
-
-
 def _make_accelerator(args: TrainingArguments) -> Accelerator:
     """An Accelerator for the launch at hand; fails loudly if it lost processes."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -519,74 +362,6 @@ def _check_accumulation(accelerator: Accelerator, args: TrainingArguments) -> No
             f"{args.gradient_accumulation_steps}: set gradient_accumulation_steps in the "
             "config and leave the launcher's unset"
         )
-
-
-def _resume_point(
-    accelerator: Accelerator, model: nn.Module, args: TrainingArguments, fingerprint: dict
-) -> tuple[Path | None, _LoopState]:
-    """The newest usable checkpoint (its weights loaded into ``model``) and its loop state.
-
-    No checkpoint: training starts at step 0. Checkpoints newer than the one resumed
-    (damaged, or needing damaged best weights) and damaged older ones are removed, as the
-    resumed run writes those steps again.
-    """
-    if accelerator.is_main_process:
-        args.output_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.remove_stale_temp_dirs(args.output_dir)
-    accelerator.wait_for_everyone()
-    checkpoints = ckpt.list_checkpoints(args.output_dir)
-    if not checkpoints:
-        return None, _LoopState()
-    damage = {step: ckpt.checkpoint_damage(path) for step, path in checkpoints.items()}
-    resume_step = _newest_usable(accelerator, checkpoints, damage)
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        for step, path in checkpoints.items():
-            if step > resume_step or damage[step] is not None:
-                ckpt.remove_dir_atomically(path)
-    accelerator.wait_for_everyone()
-    resume_dir = checkpoints[resume_step]
-    saved = read_json_object(resume_dir / ckpt.STATE_FILE)
-    _check_fingerprint(saved["fingerprint"], fingerprint, resume_dir)
-    ckpt.load_trainable_weights(model, resume_dir / ckpt.WEIGHTS_FILE)
-    return resume_dir, _LoopState(**saved["loop"])
-
-
-def _newest_usable(
-    accelerator: Accelerator, checkpoints: dict[int, Path], damage: dict[int, str | None]
-) -> int:
-    """The step of the newest checkpoint that is intact and whose best weights are too.
-
-    Each one passed over is named in a warning with the reason; a FlareError (one line)
-    when there is none.
-    """
-    reasons = []
-    for step in sorted(checkpoints, reverse=True):
-        reason = _unusable_because(step, checkpoints, damage)
-        if reason is None:
-            return step
-        reasons.append(f"{checkpoints[step].name} {reason}")
-        if accelerator.is_main_process:
-            logger.warning("skipping %s, which %s", checkpoints[step], reason)
-    root = checkpoints[max(checkpoints)].parent
-    raise FlareError(
-        f"no checkpoint in {root} can be resumed: delete it to train this run again from the "
-        f"start ({'; '.join(reasons)})"
-    )
-
-
-def _unusable_because(
-    step: int, checkpoints: dict[int, Path], damage: dict[int, str | None]
-) -> str | None:
-    """Why the checkpoint at ``step`` cannot be resumed, or None."""
-    if damage[step] is not None:
-        return f"is damaged: {damage[step]}"
-    best = read_json_object(checkpoints[step] / ckpt.STATE_FILE)["loop"]["best_step"]
-    best_intact = best in damage and damage[best] is None
-    if best is None or best == step or best_intact:
-        return None
-    needs = f"cannot be resumed: the best checkpoint it refers to, step-{best}, is"
-    return f"{needs} damaged: {damage[best]}" if best in damage else f"{needs} missing"
 
 
 def _data_loader(train_data: Sequence, collate_fn: Callable, args: TrainingArguments) -> DataLoader:
@@ -629,107 +404,5 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [group for group in groups if group["params"]]
 
 
-def _fingerprint(args: TrainingArguments, num_examples: int, num_processes: int) -> dict:
-    settings = {f.name: getattr(args, f.name) for f in fields(args) if f.name in _TRAJECTORY}
-    return {**settings, "num_examples": num_examples, "num_processes": num_processes}
-
-
-def _check_fingerprint(saved: dict, current: dict, where: Path) -> None:
-    changed = differing_keys(saved, current)
-    if changed:
-        detail = ", ".join(
-            f"{key}: {_lookup(saved, key)} -> {_lookup(current, key)}" for key in changed
-        )
-        raise FlareError(
-            f"{where} belongs to a run with other settings ({detail}); use a new output_dir "
-            "or the original settings"
-        )
-
-
-def _lookup(record: dict, dotted_key: str) -> str:
-    """``record``'s value at ``a.b.c``, as repr, or ``<absent>``."""
-    for part in dotted_key.split("."):
-        if not isinstance(record, dict) or part not in record:
-            return "<absent>"
-        record = record[part]
-    return repr(record)
-
-
 def _hparams(args: TrainingArguments) -> dict:
     return {k: v for k, v in args.to_dict().items() if v is not None and k != "run_settings"}
-
-
-def _finish(
-    accelerator: Accelerator, model: nn.Module, output_dir: Path, result: TrainResult, fp: dict
-) -> None:
-    """Load the best weights, write ``final/`` and then the ``result.json`` marker."""
-    if result.best_step is not None:
-        best = ckpt.checkpoint_dir(output_dir, result.best_step) / ckpt.WEIGHTS_FILE
-        ckpt.load_trainable_weights(model, best)
-    weights = ckpt.gather_trainable_state(accelerator, model)
-    if accelerator.is_main_process:
-        ckpt.write_dir_atomically(
-            output_dir / FINAL_DIR,
-            lambda d: ckpt.save_trainable_weights(weights, d / ckpt.WEIGHTS_FILE),
-        )
-        ckpt.write_json_atomically(
-            output_dir / RESULT_FILE, {"result": asdict(result), "fingerprint": fp}
-        )
-    accelerator.wait_for_everyone()
-    _info(
-        accelerator,
-        "finished at step %d; best metric %s at step %s; weights in %s",
-        result.global_step,
-        result.best_metric,
-        result.best_step,
-        output_dir / FINAL_DIR,
-    )
-
-
-def _finished_result(
-    accelerator: Accelerator, model: nn.Module, output_dir: Path, fingerprint: dict
-) -> TrainResult | None:
-    """A finished run's result, its final weights loaded into ``model``; None if unfinished.
-
-    Also None, with a warning, when ``result.json`` or ``final/`` is damaged: the run is
-    then finished again from its checkpoints rather than trusted.
-    """
-    record = output_dir / RESULT_FILE
-    if not record.is_file():
-        return None
-    saved, problem = _read_result(record)
-    if saved is None:
-        _distrust(accelerator, problem)
-        return None
-    # finished weights serve any process count: only a resume must keep it
-    independent = {k: v for k, v in fingerprint.items() if k != "num_processes"}
-    saved_independent = {k: v for k, v in saved["fingerprint"].items() if k != "num_processes"}
-    _check_fingerprint(saved_independent, independent, output_dir)
-    final = output_dir / FINAL_DIR
-    if (reason := ckpt.directory_damage(final, (ckpt.WEIGHTS_FILE,))) is not None:
-        _distrust(accelerator, f"{final} is damaged: {reason}")
-        return None
-    ckpt.load_trainable_weights(model, final / ckpt.WEIGHTS_FILE)
-    _info(accelerator, "%s already holds a finished run: loaded its weights", output_dir)
-    return TrainResult(**saved["result"])
-
-
-def _read_result(record: Path) -> tuple[dict | None, str]:
-    """``(the saved result.json, "")``, or ``(None, what is wrong with it, naming it)``."""
-    try:
-        saved = read_json_object(record)
-    except FlareError as err:
-        return None, str(err)
-    if not isinstance(saved.get("result"), dict) or not isinstance(saved.get("fingerprint"), dict):
-        return None, f"{record} lacks the result or the fingerprint of a training run"
-    try:
-        TrainResult(**saved["result"])
-    except TypeError as err:
-        return None, f"{record} holds no valid training result ({err})"
-    return saved, ""
-
-
-def _distrust(accelerator: Accelerator, problem: str) -> None:
-    """Warn that a finished run's records are not trusted because of ``problem``."""
-    if accelerator.is_main_process:
-        logger.warning("%s; finishing the run again from its newest usable checkpoint", problem)

@@ -15,24 +15,16 @@ from ddp_script import RecordingLoss, build_dataset, build_model, collate, train
 from safetensors.torch import load_file
 
 from flare_xlt.errors import FlareError
-from flare_xlt.recipes.checkpoint import (
+from flare_xlt.training.args import TrainingArguments
+from flare_xlt.training.checkpoint import (
     capture_rng_state,
     load_trainable_weights,
     restore_rng_state,
     write_manifest,
 )
-from flare_xlt.recipes.training import TrainingArguments, TrainingDiverged, train
+from flare_xlt.training.loop import TrainingDiverged, train
 
 DATA = build_dataset(12)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: tiny models train several times faster on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def arguments(tmp_path, **overrides) -> TrainingArguments:

@@ -1,8 +1,8 @@
-"""Train a tiny FLARE model with ``flare_xlt.recipes.training.train``; the training tests run it.
+"""Train a tiny FLARE model with ``flare_xlt.training.loop.train``; the training tests run it.
 
-    torchrun --nproc_per_node 2 tests/recipes/ddp_script.py OUT --processes 2
-    python tests/recipes/ddp_script.py OUT --kill-at-batch 9   # SIGKILLs itself in batch 9
-    python tests/recipes/ddp_script.py OUT --group-by-length   # length-grouped batches
+    torchrun --nproc_per_node 2 tests/training/ddp_script.py OUT --processes 2
+    python tests/training/ddp_script.py OUT --kill-at-batch 9   # SIGKILLs itself in batch 9
+    python tests/training/ddp_script.py OUT --group-by-length   # length-grouped batches
 
 The trainer writes into ``OUT/run``. Each rank also writes its trainable weights after
 training to ``OUT/rank<i>.safetensors`` and the example ids of its batches to
@@ -25,7 +25,8 @@ from accelerate import PartialState
 from safetensors.torch import save_file
 
 from flare_xlt import FlareConfig, FlareModel
-from flare_xlt.recipes.training import TrainingArguments, train
+from flare_xlt.training.args import TrainingArguments
+from flare_xlt.training.loop import train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, when run as a script
 from tiny_models import tiny_config
