@@ -380,6 +380,21 @@ def test_finished_cells_are_not_reused_under_other_settings(tiny_backbones, tmp_
         run_experiment(other_modules, progress=False)
 
 
+def two_step_grid(tiny_backbones, tmp_path) -> list[str]:
+    """Overrides for zero_shot and lora on javanese, one training step each, 4 examples."""
+    return [
+        f"backbone={tiny_backbones / 'llama'}",
+        f"output_dir={tmp_path / 'run'}",
+        "methods=[zero_shot, lora]",
+        "languages=[javanese]",
+        "data.max_train_examples=4",
+        "data.max_validation_examples=4",
+        "data.max_test_examples=4",
+        "stage1.max_steps=1",
+        "stage2.max_steps=1",
+    ]
+
+
 def as_written_before_record_schemas(path) -> None:
     """Rewrite a stage1.json or cell.json record the way flare-xlt wrote it before schemas."""
     record = json.loads(path.read_text())
@@ -400,18 +415,7 @@ def test_records_of_an_older_flare_xlt_are_reused_after_upgrade_records(tiny_bac
 
     from flare_xlt.cli import app
 
-    overrides = [
-        f"backbone={tiny_backbones / 'llama'}",
-        f"output_dir={tmp_path / 'run'}",
-        "methods=[zero_shot, lora]",
-        "languages=[javanese]",
-        "data.max_train_examples=4",
-        "data.max_validation_examples=4",
-        "data.max_test_examples=4",
-        "stage1.max_steps=1",
-        "stage2.max_steps=1",
-    ]
-    config = load_config(overrides=overrides)
+    config = load_config(overrides=two_step_grid(tiny_backbones, tmp_path))
     run_experiment(config, progress=False)
     results = read_results_json(config.root / "results.json")
     records = [config.stage1_root / "stage1.json", *sorted(config.root.rglob("cell.json"))]
@@ -483,19 +487,7 @@ def test_grids_sharing_cells_keep_their_own_tables(tiny_backbones, tmp_path, mon
 def test_resumed_and_report_only_runs_report_the_timings_the_records_hold(tiny_backbones, tmp_path):
     # Found on regenerated tables: --report-only wrote empty timings, and a resumed grid
     # dropped stage 1's and the finished cells' (or timed them as the ms it took to skip).
-    config = load_config(
-        overrides=[
-            f"backbone={tiny_backbones / 'llama'}",
-            f"output_dir={tmp_path / 'run'}",
-            "methods=[zero_shot, lora]",
-            "languages=[javanese]",
-            "data.max_train_examples=4",
-            "data.max_validation_examples=4",
-            "data.max_test_examples=4",
-            "stage1.max_steps=1",
-            "stage2.max_steps=1",
-        ]
-    )
+    config = load_config(overrides=two_step_grid(tiny_backbones, tmp_path))
     root = tmp_path / "run"
 
     def timings() -> dict:

@@ -144,12 +144,14 @@ def test_an_output_of_another_input_or_adapter_is_refused(trained, tmp_path):
     with pytest.raises(FlareError, match=r"another run \(adapter_sha256\)"):
         run_flare(trained, output, adapter_dir=other_adapter)
     record = output.with_name(output.name + ".run.json")
-    saved = json.loads(record.read_text())
+    current = record.read_text()
+    saved = json.loads(current)
     old = {"identity": saved.pop("settings"), **saved}  # as written before record schemas
     del old["schema"], old["kind"]
     record.write_text(json.dumps(old))
     with pytest.raises(FlareError, match=r"preds\.jsonl was written by an older flare-xlt"):
         run_flare(trained, output)
+    record.write_text(current)
     foreign = tmp_path / "notes.jsonl"
     foreign.write_text('{"id": "u1"}\n')
     with pytest.raises(FlareError, match=r"exists without notes\.jsonl\.run\.json"):
