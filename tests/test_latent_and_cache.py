@@ -1,5 +1,6 @@
 """FLARE-MT latent encoder and the per-example source cache."""
 
+import json
 import re
 
 import pytest
@@ -14,6 +15,7 @@ from tiny_models import (
 )
 
 from flare_xlt import FlareConfig, FlareError, FlareModel, LatentEncoder, SourceCache
+from flare_xlt.records import RECORD_SCHEMA
 from flare_xlt.source import SourceBatch
 
 
@@ -158,7 +160,14 @@ def test_a_cache_directory_refuses_another_source_pass(tmp_path):
             other(**batch, cache_keys=keys)
     with pytest.raises(FlareError, match="holds another source pass's states"):
         first.source_cache.bind({"source": "latent"})  # one cache object serves one pass
-    (tmp_path / "producer.json").unlink()  # states of unknown origin are not adopted
+    producer = tmp_path / "producer.json"
+    saved = json.loads(producer.read_text())
+    assert (saved["schema"], saved["kind"]) == (RECORD_SCHEMA, "source_cache")
+    producer.write_text(json.dumps(saved["settings"]))  # as written before record schemas
+    again.source_cache = SourceCache(tmp_path)
+    with pytest.raises(FlareError, match=rf"^{tmp_path} was written by an older flare-xlt"):
+        again(**batch, cache_keys=keys)
+    producer.unlink()  # states of unknown origin are not adopted
     with pytest.raises(FlareError, match=r"holds source states but no producer\.json"):
         SourceCache(tmp_path).bind({"source": "model"})
 

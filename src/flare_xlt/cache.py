@@ -22,8 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from flare_xlt.errors import FlareError
-from flare_xlt.fileio import write_text_atomically
-from flare_xlt.records import differing_keys
+from flare_xlt.records import check_record, write_record
 from flare_xlt.source import SourceBatch
 
 # packed tensors [n, D], key -> slot, and the n source token ids they were computed from
@@ -70,12 +69,16 @@ class SourceCache:
                         f"{self.directory} holds source states but no {PRODUCER_FILE}, so what "
                         "computed them is unknown; use another directory or delete it"
                     )
-                write_text_atomically(path, json.dumps(producer, indent=2, sort_keys=True) + "\n")
-            elif (saved := _read_json_object(path, fix=f"delete {self.directory}")) != producer:
-                differ = differing_keys(saved, producer)
-                raise FlareError(
-                    f"{self.directory} caches another source pass (different {', '.join(differ)}); "
-                    "use another directory or delete it"
+                write_record(path, "source_cache", producer)
+            else:
+                check_record(
+                    _read_json_object(path, fix=f"delete {self.directory}"),
+                    producer,
+                    self.directory,
+                    "use another directory or delete it",
+                    kind="source_cache",
+                    problem="caches another source pass",
+                    old_fix=f"delete {self.directory} to compute its states again",
                 )
         self._producer = producer
 

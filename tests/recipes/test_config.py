@@ -1,6 +1,7 @@
 """Experiment configs: YAML + dotted overrides, validated up front with the bad key named."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -137,37 +138,58 @@ def test_demo_settings_are_a_valid_config():
     ]
 
 
-def test_committed_cells_stay_valid_under_their_configs():
-    # A setting added to the config (adapter.fusion_modules) must not turn the finished
-    # cells of the committed grids stale: they were computed without it, at its default.
+def test_committed_cells_are_refused_until_upgraded_and_then_give_their_results(tmp_path):
+    # The committed grids were recorded before record schemas (their cells leave out the
+    # settings added later, e.g. adapter.fusion_modules): they are refused in one line
+    # naming the upgrade, and after `flare upgrade-records` reused with the same results.
+    # Run on a copy of their records: the committed folders are the maintainer's to upgrade.
+    from typer.testing import CliRunner
+
+    from flare_xlt.cli import app
+    from flare_xlt.evaluate import RunResult
     from flare_xlt.recipes.experiment import grid
+    from flare_xlt.recipes.stage1 import stage1_settings
     from flare_xlt.recipes.stage2 import cell_dir, load_cell_results
 
     root = Path(__file__).resolve().parents[2]
-    checked = 0
     grids = [r.with_name("config.json") for r in sorted((root / "results").rglob("results.json"))]
+    copies = []
     for record in (path for path in grids if path.is_file()):  # combined tables have none
         saved = json.loads(record.read_text())
-        config = load_config(record, values={"output_dir": str(root / saved["output_dir"])})
-        for cell in grid(config):
-            if (cell_dir(config, cell) / "cell.json").is_file():
-                assert load_cell_results(config, cell) is not None
-                checked += 1
-    assert checked >= 66  # Table 1 alone has 66 cells
+        copy = tmp_path / saved["output_dir"]
+        for path in (root / saved["output_dir"]).rglob("*.json"):
+            (copy / path.relative_to(root / saved["output_dir"])).parent.mkdir(
+                parents=True, exist_ok=True
+            )
+            shutil.copyfile(path, copy / path.relative_to(root / saved["output_dir"]))
+        copies.append(load_config(record, values={"output_dir": str(copy)}))
+    finished = [
+        (config, cell)
+        for config in copies
+        for cell in grid(config)
+        if (cell_dir(config, cell) / "cell.json").is_file()
+    ]
+    assert len(finished) >= 66  # Table 1 alone has 66 cells
+    config, cell = finished[0]
+    with pytest.raises(FlareError, match=r"was written by an older flare-xlt.*upgrade-records"):
+        load_cell_results(config, cell)
+    outcome = CliRunner().invoke(app, ["upgrade-records", str(tmp_path)])
+    assert outcome.exit_code == 0, outcome.output
+    for config, cell in finished:
+        saved = json.loads((cell_dir(config, cell) / "cell.json").read_text())["results"]
+        assert load_cell_results(config, cell) == [RunResult.from_dict(r) for r in saved]
+    stage1s = sorted(tmp_path.rglob("stage1.json"))
+    assert stage1s
+    current = stage1_settings(copies[0], [], [])
+    for path in stage1s:  # an upgraded stage1.json holds every key stage 1 records now
+        stage1 = json.loads(path.read_text())["settings"]
+        assert (sorted(stage1), sorted(stage1["adapter"])) == (
+            sorted(current),
+            sorted(current["adapter"]),
+        )
     fused_in_q = ["adapter.target_modules=[q_proj, v_proj]", "adapter.fusion_modules=[q_proj]"]
     config = load_config(root / "configs" / "nusax_gemma.yaml", fused_in_q)
-    config.output_dir = str(root / "results" / "nusax_gemma")
+    config.output_dir = str(tmp_path / "results" / "nusax_gemma")
     flare = next(cell for cell in grid(config) if cell.method == "flare")
     with pytest.raises(FlareError, match=r"adapter\.fusion_modules, adapter\.target_modules"):
         load_cell_results(config, flare)  # set, they are settings the cell did not have
-
-
-def test_a_key_one_record_lacks_is_named_as_differing():
-    # Found while adding fusion_modules: a key missing on one side and None on the other
-    # made the records unequal, but the error named no key ("different settings ()").
-    from flare_xlt.records import differing_keys
-
-    saved = {"adapter": {"r": 8}, "task": "nusax_senti"}
-    current = {"adapter": {"r": 8, "fusion_modules": None}, "task": "nusax_senti"}
-    assert differing_keys(saved, current) == ["adapter.fusion_modules"]
-    assert differing_keys(current, current) == []

@@ -71,6 +71,25 @@ def test_a_moved_data_directory_with_the_same_files_stays_valid(grid, tmp_path):
     run_experiment(config, progress=False)
 
 
+def test_an_upgraded_cell_without_data_fingerprints_is_tied_to_where_its_data_lie(grid, tmp_path):
+    # cells computed before data fingerprints, upgraded by `flare upgrade-records`, carry
+    # "data": null: their files cannot be compared, so their location still is
+    config, data = grid
+    run_experiment(config, progress=False)
+    cells = sorted(config.root.rglob("cell.json"))
+    for path in cells:
+        record = json.loads(path.read_text())
+        record["data"] = None
+        path.write_text(json.dumps(record))
+    run_experiment(config, progress=False)  # same place: reused
+    moved = shutil.move(data, tmp_path / "elsewhere")
+    config.data.files = str(Path(moved) / "{language}.{split}.jsonl")
+    with pytest.raises(
+        FlareError, match=r"cell\.json was produced with different settings \(data\.files\)"
+    ):
+        run_experiment(config, progress=False)
+
+
 def test_changed_files_names_the_current_files_that_differ(tmp_path):
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
     a.write_text("x"), b.write_text("y")

@@ -19,7 +19,13 @@ from flare_xlt.paths import default_data_dir
 from flare_xlt.recipes import experiment, load_config, run_experiment
 from flare_xlt.recipes.demo import DEMO_METHODS
 from flare_xlt.recipes.stage1 import run_stage1
-from flare_xlt.recipes.stage2 import evaluate_language, prepare_method, run_cell
+from flare_xlt.recipes.stage2 import (
+    Cell,
+    evaluate_language,
+    load_cell_results,
+    prepare_method,
+    run_cell,
+)
 
 pytestmark = pytest.mark.real_data
 LANGUAGES = ("javanese", "toba_batak")
@@ -374,6 +380,64 @@ def test_finished_cells_are_not_reused_under_other_settings(tiny_backbones, tmp_
         run_experiment(other_modules, progress=False)
 
 
+def two_step_grid(tiny_backbones, tmp_path) -> list[str]:
+    """Overrides for zero_shot and lora on javanese, one training step each, 4 examples."""
+    return [
+        f"backbone={tiny_backbones / 'llama'}",
+        f"output_dir={tmp_path / 'run'}",
+        "methods=[zero_shot, lora]",
+        "languages=[javanese]",
+        "data.max_train_examples=4",
+        "data.max_validation_examples=4",
+        "data.max_test_examples=4",
+        "stage1.max_steps=1",
+        "stage2.max_steps=1",
+    ]
+
+
+def as_written_before_record_schemas(path) -> None:
+    """Rewrite a stage1.json or cell.json record the way flare-xlt wrote it before schemas."""
+    record = json.loads(path.read_text())
+    del record["schema"], record["kind"]
+    settings = record["settings"]
+    if path.name == "stage1.json":
+        assert settings["adapter"].pop("target_modules") is None
+    else:
+        assert settings["adapter"].pop("fusion_modules", None) is None
+        assert settings["data"].pop("machine_english") is None
+        del record["data"]  # and cells carried no data fingerprints
+    assert settings.pop("quantization") is None  # all of these were left out while None
+    path.write_text(json.dumps(record))
+
+
+def test_records_of_an_older_flare_xlt_are_reused_after_upgrade_records(tiny_backbones, tmp_path):
+    from typer.testing import CliRunner
+
+    from flare_xlt.cli import app
+
+    config = load_config(overrides=two_step_grid(tiny_backbones, tmp_path))
+    run_experiment(config, progress=False)
+    results = read_results_json(config.root / "results.json")
+    records = [config.stage1_root / "stage1.json", *sorted(config.root.rglob("cell.json"))]
+    assert len(records) == 3
+    for path in records:
+        as_written_before_record_schemas(path)
+    with pytest.raises(FlareError) as caught:
+        run_experiment(config, progress=False)
+    message = str(caught.value)
+    assert "\n" not in message and "stage1.json was written by an older flare-xlt" in message
+    assert "`flare upgrade-records DIR`" in message
+    for method in ("zero_shot", "lora"):
+        with pytest.raises(FlareError, match=r"cell\.json was written by an older flare-xlt"):
+            load_cell_results(config, Cell(method, ("javanese",), 42))
+    outcome = CliRunner().invoke(app, ["upgrade-records", str(config.root)])
+    assert outcome.exit_code == 0 and "3 record(s) upgraded" in outcome.output, outcome.output
+    stamps = {path: path.stat().st_mtime_ns for path in records}
+    run_experiment(config, progress=False)  # nothing is computed again
+    assert {path: path.stat().st_mtime_ns for path in records} == stamps
+    assert read_results_json(config.root / "results.json") == results
+
+
 def test_grids_sharing_cells_keep_their_own_tables(tiny_backbones, tmp_path, monkeypatch):
     # Two grids in one output_dir (one language, then a seeds table on it) used to
     # overwrite each other's results.json/md/png and config.json.
@@ -423,19 +487,7 @@ def test_grids_sharing_cells_keep_their_own_tables(tiny_backbones, tmp_path, mon
 def test_resumed_and_report_only_runs_report_the_timings_the_records_hold(tiny_backbones, tmp_path):
     # Found on regenerated tables: --report-only wrote empty timings, and a resumed grid
     # dropped stage 1's and the finished cells' (or timed them as the ms it took to skip).
-    config = load_config(
-        overrides=[
-            f"backbone={tiny_backbones / 'llama'}",
-            f"output_dir={tmp_path / 'run'}",
-            "methods=[zero_shot, lora]",
-            "languages=[javanese]",
-            "data.max_train_examples=4",
-            "data.max_validation_examples=4",
-            "data.max_test_examples=4",
-            "stage1.max_steps=1",
-            "stage2.max_steps=1",
-        ]
-    )
+    config = load_config(overrides=two_step_grid(tiny_backbones, tmp_path))
     root = tmp_path / "run"
 
     def timings() -> dict:

@@ -94,7 +94,7 @@ def test_predictions_are_the_scorers_with_its_probabilities(trained, tmp_path, m
         assert sum(probabilities.values()) == pytest.approx(1.0)
         assert max(probabilities, key=probabilities.get) == line["label"]
     record = json.loads(summary.record.read_text())
-    assert record["input"] == str(UNLABELED) and record["identity"]["method"] == "flare"
+    assert record["input"] == str(UNLABELED) and record["settings"]["method"] == "flare"
 
 
 def test_a_killed_run_resumes_without_losing_or_repeating_rows(trained, tmp_path, monkeypatch):
@@ -134,15 +134,24 @@ def test_an_output_of_another_input_or_adapter_is_refused(trained, tmp_path):
     run_flare(trained, output)
     other_input = tmp_path / "other.csv"
     other_input.write_text(UNLABELED.read_text().replace("Wat een", "Wat een mooie"))
-    with pytest.raises(FlareError, match=r"holds predictions of another run \(input_sha256 differ"):
+    with pytest.raises(FlareError, match=r"holds predictions of another run \(input_sha256\)"):
         run_flare(trained, output, input_path=other_input)
     other_adapter = tmp_path / "adapter"
     shutil.copytree(trained["adapter"], other_adapter)
     (other_adapter / "flare_config.json").write_text(
         (other_adapter / "flare_config.json").read_text() + "\n"
     )
-    with pytest.raises(FlareError, match=r"another run \(adapter_sha256 differ"):
+    with pytest.raises(FlareError, match=r"another run \(adapter_sha256\)"):
         run_flare(trained, output, adapter_dir=other_adapter)
+    record = output.with_name(output.name + ".run.json")
+    current = record.read_text()
+    saved = json.loads(current)
+    old = {"identity": saved.pop("settings"), **saved}  # as written before record schemas
+    del old["schema"], old["kind"]
+    record.write_text(json.dumps(old))
+    with pytest.raises(FlareError, match=r"preds\.jsonl was written by an older flare-xlt"):
+        run_flare(trained, output)
+    record.write_text(current)
     foreign = tmp_path / "notes.jsonl"
     foreign.write_text('{"id": "u1"}\n')
     with pytest.raises(FlareError, match=r"exists without notes\.jsonl\.run\.json"):

@@ -154,7 +154,7 @@ def test_a_finished_run_serves_any_process_count(tmp_path):
     first = train(build_model(), DATA, collate, arguments(tmp_path))
     record = tmp_path / "run" / "result.json"
     saved = json.loads(record.read_text())
-    saved["fingerprint"]["num_processes"] = 2
+    saved["settings"]["num_processes"] = 2
     record.write_text(json.dumps(saved))
     assert train(build_model(), DATA, collate, arguments(tmp_path)) == first
 
@@ -305,8 +305,31 @@ def test_a_setting_a_checkpoint_lacks_is_named_absent(tmp_path):
     (tmp_path / "run" / "result.json").unlink()
     checkpoint = tmp_path / "run" / "checkpoints" / "step-4"
     state = json.loads((checkpoint / "trainer_state.json").read_text())
-    del state["fingerprint"]["learning_rate"]
+    del state["settings"]["learning_rate"]
     (checkpoint / "trainer_state.json").write_text(json.dumps(state))
     write_manifest(checkpoint)  # intact, from a run that did not record the setting
     with pytest.raises(FlareError, match=r"learning_rate: <absent> -> 0\.01"):
+        train(build_model(), DATA, collate, args)
+
+
+def test_records_of_an_older_flare_xlt_are_refused_in_one_line(tmp_path):
+    # result.json and trainer_state.json kept a bare "fingerprint" before record schemas
+    args = arguments(tmp_path, save_every_steps=2)
+    train(build_model(), DATA, collate, args)
+    run = tmp_path / "run"
+    saved = json.loads((run / "result.json").read_text())
+    old = {"result": saved["result"], "fingerprint": saved["settings"]}
+    (run / "result.json").write_text(json.dumps(old))
+    with pytest.raises(FlareError, match=rf"^{run} was written by an older flare-xlt") as caught:
+        train(build_model(), DATA, collate, args)
+    assert "\n" not in str(caught.value) and f"delete {run} to train this run again" in str(
+        caught.value
+    )
+    (run / "result.json").unlink()
+    checkpoint = run / "checkpoints" / "step-4"
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    old = {"loop": state["loop"], "fingerprint": state["settings"], "num_processes": 1}
+    (checkpoint / "trainer_state.json").write_text(json.dumps(old))
+    write_manifest(checkpoint)
+    with pytest.raises(FlareError, match=r"step-4 was written by an older flare-xlt.*delete"):
         train(build_model(), DATA, collate, args)

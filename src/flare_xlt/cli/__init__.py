@@ -197,6 +197,25 @@ def report(
     typer.echo(combine_reports(results, output_dir, label, title))
 
 
+@app.command("upgrade-records")
+def upgrade_records(
+    directories: Annotated[
+        list[Path], typer.Argument(help="Experiment folders (e.g. results/nusax_gemma).")
+    ],
+) -> None:
+    """Rewrite the stage1.json and cell records of an older flare-xlt in the current schema.
+
+    The finished models and cells stay usable without computing them again; each record is
+    checked before any is rewritten, and one that cannot be upgraded is refused.
+    """
+    from flare_xlt.records import upgrade_records as upgrade
+
+    upgraded = upgrade(directories)
+    for path in upgraded:
+        typer.echo(f"upgraded {path}")
+    typer.echo(f"{len(upgraded)} record(s) upgraded")
+
+
 def main() -> None:
     """Entry point: user-fixable errors become one line on stderr and exit code 2."""
     handler = logging.StreamHandler()

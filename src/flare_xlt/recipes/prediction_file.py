@@ -20,8 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from flare_xlt.errors import FlareError
-from flare_xlt.fileio import read_json_object, sha256_file, write_json_atomically
-from flare_xlt.records import differing_keys
+from flare_xlt.fileio import read_json_object, sha256_file
+from flare_xlt.records import check_record, write_record
 
 logger = logging.getLogger("flare_xlt")
 
@@ -47,8 +47,9 @@ def prepare_output(
 ) -> int:
     """Make ``output`` ready to append to; returns how many input rows it already holds.
 
-    ``identity`` is recorded and must match on a rerun; ``details`` (e.g. the paths the
-    run read) are recorded beside it for the reader, not compared. Refuses an output of
+    ``identity`` is recorded as the record's settings and must match on a rerun;
+    ``details`` (e.g. the paths the run read) are recorded beside it for the reader, not
+    compared. Refuses an output of
     another run, a file that ``flare predict`` did not write, and lines that are not the
     predictions of ``ids`` in order.
     """
@@ -57,13 +58,14 @@ def prepare_output(
     if output.is_dir():
         raise FlareError(f"output {output} is a directory; name a file, e.g. preds.jsonl")
     if record.is_file():
-        saved = read_json_object(record).get("identity")
-        if saved != identity:
-            differ = ", ".join(differing_keys(saved if isinstance(saved, dict) else {}, identity))
-            raise FlareError(
-                f"{output} holds predictions of another run ({differ} differ); "
-                f"choose another --output, or delete {output} and {record}"
-            )
+        check_record(
+            read_json_object(record),
+            identity,
+            output,
+            f"choose another --output, or delete {output} and {record}",
+            kind="prediction",
+            problem="holds predictions of another run",
+        )
     elif output.is_file() and output.stat().st_size > 0:
         raise FlareError(
             f"{output} exists without {record.name}, so flare predict did not write it; "
@@ -72,8 +74,7 @@ def prepare_output(
     else:
         output.parent.mkdir(parents=True, exist_ok=True)
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        payload = {"identity": identity, **(details or {}), "created": created}
-        write_json_atomically(record, payload)
+        write_record(record, "prediction", identity, **(details or {}), created=created)
     return _complete_rows(output, ids)
 
 

@@ -19,7 +19,7 @@ from transformers import set_seed
 
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
-from flare_xlt.fileio import read_json_object, write_json_atomically
+from flare_xlt.fileio import read_json_object
 from flare_xlt.model import FlareModel
 from flare_xlt.recipes.backbone import head_kind, head_modules, load_task_model
 from flare_xlt.recipes.components import build_components
@@ -27,7 +27,7 @@ from flare_xlt.recipes.config import ExperimentConfig
 from flare_xlt.recipes.data import english_only, load_examples, prompt_template, task_spec
 from flare_xlt.recipes.methods import METHODS
 from flare_xlt.recipes.truncation import featurize_split
-from flare_xlt.records import differing_keys
+from flare_xlt.records import check_record, write_record
 from flare_xlt.training.distributed import is_main_process, wait_for_everyone
 from flare_xlt.training.fit import FitSetup, fit
 
@@ -43,13 +43,15 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
     english_train, english_validation = english_data(config)
     settings = stage1_settings(config, english_train, english_validation)
     if (directory / MARKER).is_file():
-        saved = read_json_object(directory / MARKER).get("settings") or {}
-        if saved != settings:
-            differ = differing_keys(saved, settings)
-            raise FlareError(
-                f"{directory} holds an English task model trained with other settings "
-                f"({', '.join(differ)}); set stage1_dir (or output_dir) to another folder"
-            )
+        check_record(
+            read_json_object(directory / MARKER),
+            settings,
+            directory / MARKER,
+            "set stage1_dir (or output_dir) to another folder",
+            kind="stage1",
+            problem="holds an English task model trained with other settings",
+            old_fix=f"delete {directory} to train it again, or set stage1_dir to another folder",
+        )
         if not model_dir.is_dir():
             raise FlareError(
                 f"{directory / MARKER} records an English task model but {model_dir} is missing; "
@@ -98,13 +100,14 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
     english_score = result.best_metric  # the best weights are restored: no second scoring
     if is_main_process():
         _save_merged(lora, tokenizer, directory)
-        summary = {
-            "settings": settings,
-            "english_validation": {spec.metric: english_score},
-            "train_steps": result.global_step,
-            "train_seconds": result.train_seconds,
-        }
-        write_json_atomically(directory / MARKER, summary)
+        write_record(
+            directory / MARKER,
+            "stage1",
+            settings,
+            english_validation={spec.metric: english_score},
+            train_steps=result.global_step,
+            train_seconds=result.train_seconds,
+        )
     wait_for_everyone()
     logger.info("stage 1: English validation %s = %s", spec.metric, english_score)
     return model_dir
@@ -147,10 +150,9 @@ def fingerprint(examples: list) -> str:
 def stage1_settings(config: ExperimentConfig, english_train: list, english_validation: list):
     """What the English task model depends on (a dict), given the English examples it reads."""
     data = config.data
-    adapter = {"r": config.adapter.r, "alpha": config.adapter.alpha}
-    if config.adapter.target_modules is not None:  # None (the backbone's default) is left out,
-        adapter["target_modules"] = config.adapter.target_modules  # as in older stage1.json
-    settings = {
+    adapter = config.adapter
+    quantization = config.quantization
+    return {
         "backbone": config.backbone,
         "task": config.task,
         "prompt_language": data.prompt_language,
@@ -159,9 +161,11 @@ def stage1_settings(config: ExperimentConfig, english_train: list, english_valid
             "train": fingerprint(english_train),
             "validation": fingerprint(english_validation),
         },
-        "adapter": adapter,
+        "adapter": {
+            "r": adapter.r,
+            "alpha": adapter.alpha,
+            "target_modules": adapter.target_modules,
+        },
         "stage1": dataclasses.asdict(config.stage1),
+        "quantization": None if quantization is None else dataclasses.asdict(quantization),
     }
-    if config.quantization is not None:  # left out when unset, as stage1.json had no such key
-        settings["quantization"] = dataclasses.asdict(config.quantization)
-    return settings

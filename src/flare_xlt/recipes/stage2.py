@@ -22,7 +22,7 @@ from flare_xlt.cache import SourceCache
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
 from flare_xlt.evaluate import RunResult
-from flare_xlt.fileio import read_json_object, write_json_atomically
+from flare_xlt.fileio import read_json_object
 from flare_xlt.latent import LatentEncoder
 from flare_xlt.model import FlareModel
 from flare_xlt.models import load_backbone
@@ -34,7 +34,7 @@ from flare_xlt.recipes.data_fingerprint import cell_data_record, changed_files
 from flare_xlt.recipes.methods import METHODS, Method, get_method
 from flare_xlt.recipes.target_only import without_english
 from flare_xlt.recipes.truncation import featurize_split
-from flare_xlt.records import differing_keys
+from flare_xlt.records import check_record, write_record
 from flare_xlt.training.distributed import is_main_process, wait_for_everyone
 from flare_xlt.training.fit import FitSetup, fit, score
 
@@ -91,25 +91,26 @@ def load_cell_results(config: ExperimentConfig, cell: Cell) -> list[RunResult] |
     if not path.is_file():
         return None
     payload = read_json_object(path)
-    saved = _relevant(payload.get("settings") or {}, cell.method)
-    current = _relevant(cell_settings(config, cell.method), cell.method)
-    if isinstance(payload.get("data"), dict):
-        for settings in (saved, current):
-            for key in DATA_LOCATION:
-                settings.get("data", {}).pop(key, None)
-    if saved != current:
-        differ = differing_keys(saved, current)
-        raise FlareError(
-            f"{path} was produced with different settings ({', '.join(differ)}) than this "
-            "config; use another output_dir (or delete that cell to recompute it)"
-        )
+    # where the data lie is compared only while their content is not recorded
+    located = not isinstance(payload.get("data"), dict)
+    check_record(
+        payload,
+        cell_settings(config, cell.method),
+        path,
+        "use another output_dir (or delete that cell to recompute it)",
+        kind="cell",
+        problem="was produced with different settings",
+        relevant=lambda settings: _relevant(settings, cell.method, located),
+        old_fix=f"delete {path.parent} to compute it again, or use another output_dir",
+    )
     _refuse_changed_data(path, payload.get("data"), config, cell)
     return [RunResult.from_dict(r) for r in payload["results"]]
 
 
 def _refuse_changed_data(path: Path, saved: dict | None, config, cell: Cell) -> None:
-    """FlareError when a file the finished cell read has changed since (cells recorded
-    before data fingerprints existed carry none and are not checked)."""
+    """FlareError when a file the finished cell read has changed since (a cell computed
+    before data fingerprints existed, upgraded by ``flare upgrade-records``, has
+    ``"data": null``: where its data lie is compared instead)."""
     if not isinstance(saved, dict):
         return
     current = cell_data_record(config, cell.train_languages, get_method(cell.method).trains)
@@ -137,8 +138,11 @@ FUSION_ONLY = (
 )
 
 
-def _relevant(settings: dict, method: str) -> dict:
-    """``settings`` less those known not to change ``method``'s result."""
+def _relevant(settings: dict, method: str, located: bool = True) -> dict:
+    """``settings`` less those known not to change ``method``'s result.
+
+    ``located=False``: the data's content is recorded, so where they lie is left out too.
+    """
     ignored = {"source_cache"}  # the cache gives the same losses (tested)
     if get_method(method).source != "latent":
         ignored.add("latent_encoder")
@@ -146,16 +150,10 @@ def _relevant(settings: dict, method: str) -> dict:
     if get_method(method).source is None and isinstance(relevant.get("adapter"), dict):
         adapter = relevant["adapter"]
         relevant["adapter"] = {k: v for k, v in adapter.items() if k not in FUSION_ONLY}
+    if not located and isinstance(relevant.get("data"), dict):
+        data = relevant["data"]
+        relevant["data"] = {k: v for k, v in data.items() if k not in DATA_LOCATION}
     return relevant
-
-
-# Settings added after cells were first recorded: left out at their default (None), so the
-# cells finished before them stay valid.
-RECORDED_WHEN_SET = (
-    ("adapter", "fusion_modules"),
-    ("quantization",),
-    ("data", "machine_english"),
-)
 
 
 def cell_settings(config: ExperimentConfig, method: str) -> dict:
@@ -172,12 +170,6 @@ def cell_settings(config: ExperimentConfig, method: str) -> dict:
     not_results = ("output_dir", "report_dir", "eval_batch_size")
     for axis in ("name", "languages", "methods", "seeds", *not_results):
         settings.pop(axis)
-    for *sections, key in RECORDED_WHEN_SET:
-        record = settings
-        for section in sections:
-            record = record[section]
-        if record[key] is None:
-            del record[key]
     return json.loads(json.dumps(settings))
 
 
@@ -327,13 +319,14 @@ def run_cell(
     ]
     if is_main_process():
         directory.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "cell": asdict(cell),
-            "settings": cell_settings(config, cell.method),
-            "data": cell_data_record(config, cell.train_languages, setup.method.trains),
-            "results": [asdict(r) for r in results],
-        }
-        write_json_atomically(result_path(config, cell), payload)
+        write_record(
+            result_path(config, cell),
+            "cell",
+            cell_settings(config, cell.method),
+            cell=asdict(cell),
+            data=cell_data_record(config, cell.train_languages, setup.method.trains),
+            results=[asdict(r) for r in results],
+        )
     wait_for_everyone()
     return results
 

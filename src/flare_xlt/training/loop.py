@@ -29,7 +29,6 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 
 import torch
 from accelerate import Accelerator
@@ -51,6 +50,7 @@ from flare_xlt.training.distributed import info_on_main
 from flare_xlt.training.resume import (
     LoopState,
     TrainResult,
+    checkpoint_record,
     finish,
     finished_result,
     resume_point,
@@ -316,11 +316,7 @@ class _Loop:
 
     def _save(self, state: LoopState) -> None:
         accelerator, args = self.accelerator, self.args
-        trainer_state = {
-            "loop": asdict(state),
-            "fingerprint": self.fingerprint,
-            "num_processes": accelerator.num_processes,
-        }
+        trainer_state = checkpoint_record(self.fingerprint, state, accelerator.num_processes)
         directory = ckpt.checkpoint_dir(args.output_dir, state.global_step)
         ckpt.save_checkpoint(
             accelerator, self.model, self.optimizer, self.scheduler, trainer_state, directory

@@ -16,8 +16,8 @@ from accelerate import Accelerator
 from torch import nn
 
 from flare_xlt.errors import FlareError
-from flare_xlt.fileio import read_json_object, remove_dir_atomically, write_json_atomically
-from flare_xlt.records import differing_keys
+from flare_xlt.fileio import read_json_object, remove_dir_atomically
+from flare_xlt.records import check_record, make_record, write_record
 from flare_xlt.training import checkpoint as ckpt
 from flare_xlt.training.args import TrainingArguments
 from flare_xlt.training.distributed import info_on_main
@@ -104,7 +104,7 @@ def resume_point(
     accelerator.wait_for_everyone()
     resume_dir = checkpoints[resume_step]
     saved = read_json_object(resume_dir / ckpt.STATE_FILE)
-    _check_fingerprint(saved["fingerprint"], fingerprint, resume_dir)
+    _check_fingerprint(saved, fingerprint, resume_dir, "checkpoint")
     ckpt.load_trainable_weights(model, resume_dir / ckpt.WEIGHTS_FILE)
     return resume_dir, LoopState(**saved["loop"])
 
@@ -151,25 +151,30 @@ def run_fingerprint(args: TrainingArguments, num_examples: int, num_processes: i
     return {**settings, "num_examples": num_examples, "num_processes": num_processes}
 
 
-def _check_fingerprint(saved: dict, current: dict, where: Path) -> None:
-    changed = differing_keys(saved, current)
-    if changed:
-        detail = ", ".join(
-            f"{key}: {_lookup(saved, key)} -> {_lookup(current, key)}" for key in changed
-        )
-        raise FlareError(
-            f"{where} belongs to a run with other settings ({detail}); use a new output_dir "
-            "or the original settings"
-        )
+def checkpoint_record(fingerprint: dict, loop: LoopState, num_processes: int) -> dict:
+    """What a checkpoint's ``trainer_state.json`` holds: the run's fingerprint and loop state."""
+    return make_record("checkpoint", fingerprint, loop=asdict(loop), num_processes=num_processes)
 
 
-def _lookup(record: dict, dotted_key: str) -> str:
-    """``record``'s value at ``a.b.c``, as repr, or ``<absent>``."""
-    for part in dotted_key.split("."):
-        if not isinstance(record, dict) or part not in record:
-            return "<absent>"
-        record = record[part]
-    return repr(record)
+def _check_fingerprint(saved: dict, current: dict, where: Path, kind: str, relevant=None) -> None:
+    """FlareError (one line) unless ``saved`` records a run with the ``current`` fingerprint."""
+    check_record(
+        saved,
+        current,
+        where,
+        "use a new output_dir or the original settings",
+        kind=kind,
+        problem="belongs to a run with other settings",
+        relevant=relevant,
+        show_values=True,
+        old_fix=f"delete {where if kind == 'training' else where.parent.parent} to train this "
+        "run again, or use a new output_dir",
+    )
+
+
+def _any_process_count(fingerprint: dict) -> dict:
+    """A fingerprint less its process count: finished weights serve any (a resume does not)."""
+    return {k: v for k, v in fingerprint.items() if k != "num_processes"}
 
 
 def finish(
@@ -182,9 +187,7 @@ def finish(
     weights = ckpt.gather_trainable_state(accelerator, model)
     if accelerator.is_main_process:
         ckpt.write_weights_dir(weights, output_dir / FINAL_DIR)
-        write_json_atomically(
-            output_dir / RESULT_FILE, {"result": asdict(result), "fingerprint": fp}
-        )
+        write_record(output_dir / RESULT_FILE, "training", fp, result=asdict(result))
     accelerator.wait_for_everyone()
     info_on_main(
         accelerator,
@@ -211,10 +214,7 @@ def finished_result(
     if saved is None:
         _distrust(accelerator, problem)
         return None
-    # finished weights serve any process count: only a resume must keep it
-    independent = {k: v for k, v in fingerprint.items() if k != "num_processes"}
-    saved_independent = {k: v for k, v in saved["fingerprint"].items() if k != "num_processes"}
-    _check_fingerprint(saved_independent, independent, output_dir)
+    _check_fingerprint(saved, fingerprint, output_dir, "training", _any_process_count)
     final = output_dir / FINAL_DIR
     if (reason := ckpt.directory_damage(final, (ckpt.WEIGHTS_FILE,))) is not None:
         _distrust(accelerator, f"{final} is damaged: {reason}")
@@ -230,8 +230,10 @@ def _read_result(record: Path) -> tuple[dict | None, str]:
         saved = read_json_object(record)
     except FlareError as err:
         return None, str(err)
-    if not isinstance(saved.get("result"), dict) or not isinstance(saved.get("fingerprint"), dict):
-        return None, f"{record} lacks the result or the fingerprint of a training run"
+    if "schema" not in saved:  # refused in one line by the fingerprint check
+        return saved, ""
+    if not isinstance(saved.get("result"), dict) or not isinstance(saved.get("settings"), dict):
+        return None, f"{record} lacks the result or the settings of a training run"
     try:
         TrainResult(**saved["result"])
     except TypeError as err:
