@@ -15,8 +15,8 @@ from tiny_models import (
 )
 
 from flare_xlt import FlareConfig, FlareError, FlareModel, LatentEncoder, SourceCache
+from flare_xlt.fusion_context import SourceBatch
 from flare_xlt.records import RECORD_SCHEMA
-from flare_xlt.source import SourceBatch
 
 
 def latent_model(arch: str = "llama") -> FlareModel:

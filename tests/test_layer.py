@@ -6,8 +6,8 @@ from tiny_models import batch_inputs, logits, random_batch, randomize_lora_b, ti
 
 from flare_xlt import FlareConfig, FlareError, FlareModel
 from flare_xlt.alignment import Alignment, gather_aligned
+from flare_xlt.fusion_context import FusionContext, SourceBatch
 from flare_xlt.layer import adapters_disabled, fused_layers
-from flare_xlt.source import FusionContext, SourceBatch
 
 
 def test_a_fused_layer_computes_its_formula_and_runs_plain_when_disabled():

@@ -6,7 +6,7 @@ example, so their outputs can be computed in the first epoch and reused after.
 Each example is stored *packed*: only its real tokens, in order, per distinct
 tensor. Packing is exact for every alignment: the source pass itself runs on
 packed input, and ``alignment="position"`` maps its raw padded positions onto
-the packed tokens (:class:`~flare_xlt.source.SourceBatch` ``padded_mask``).
+the packed tokens (:class:`~flare_xlt.fusion_context.SourceBatch` ``padded_mask``).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from flare_xlt.errors import FlareError
+from flare_xlt.fusion_context import SourceBatch
 from flare_xlt.records import check_record, write_record
-from flare_xlt.source import SourceBatch
 
 # packed tensors [n, D], key -> slot, and the n source token ids they were computed from
 Entry = tuple[list[Tensor], dict[str, int], Tensor]

@@ -6,7 +6,7 @@ stream::
 
     y = W0 x_t + s * B(phi(A x_s, A x_t))
 
-where ``x_s`` comes from the shared :class:`~flare_xlt.source.FusionContext`.
+where ``x_s`` comes from the shared :class:`~flare_xlt.fusion_context.FusionContext`.
 ``FlareLinear4bit`` is the same on peft's LoRA layer for bitsandbytes 4-bit
 (QLoRA) projections. With ``source=None`` in the config both are exactly peft's
 LoRA (so plain-LoRA adapters merge as usual).
@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
 from flare_xlt.fusion import build_fusion
-from flare_xlt.source import FusionContext
+from flare_xlt.fusion_context import FusionContext
 
 ADAPTER_NAME = "default"
 

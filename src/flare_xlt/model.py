@@ -2,7 +2,7 @@
 
 It builds, runs, generates and saves; the source side (the English pass or the latent
 encoder, the source cache, layer keys) is :mod:`flare_xlt.sources`, the step's state
-read by the fused layers and the alignment hooks :mod:`flare_xlt.source`, saving and
+read by the fused layers and the alignment hooks :mod:`flare_xlt.fusion_context`, saving and
 loading :mod:`flare_xlt.save_and_load`, and the input checks :mod:`flare_xlt.inputs`.
 """
 
@@ -20,11 +20,11 @@ from flare_xlt.alignment import DEFAULT_ANSWER_PARTNER, default_alignment
 from flare_xlt.cache import SourceCache
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
+from flare_xlt.fusion_context import FusionContext
 from flare_xlt.inputs import check_target, checked_prompt_lengths
 from flare_xlt.latent import LatentEncoder
 from flare_xlt.layer import find_target_modules, fused_layers, inject_flare
 from flare_xlt.models.loading import is_decoder_config
-from flare_xlt.source import FusionContext
 from flare_xlt.sources import (
     build_source,
     check_latent_encoder,

@@ -32,10 +32,10 @@ from flare_xlt.base_identity import describe_base, weights_fingerprint
 from flare_xlt.cache import SourceCache
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
+from flare_xlt.fusion_context import SourceBatch
 from flare_xlt.inputs import check_ids, check_length, check_tokens
 from flare_xlt.latent import LatentEncoder
 from flare_xlt.layer import adapters_disabled, fused_layers, saved_module_wrappers
-from flare_xlt.source import SourceBatch
 
 LATENT_KEY = "latent"
 # What a source cache's producer record names of the model (its weights are fingerprinted).
