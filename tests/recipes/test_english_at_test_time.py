@@ -8,10 +8,7 @@ Own files and a tiny Llama; no downloads.
 import json
 
 import pytest
-import torch
-import transformers as tf
-from recipe_tokenizer import word_tokenizer
-from tiny_models import tiny_config
+from own_sentiment import one_step_grid, sentiment_rows, write_jsonl
 from typer.testing import CliRunner
 
 from flare_xlt.cli import app
@@ -20,55 +17,15 @@ from flare_xlt.recipes import load_config, run_experiment
 from flare_xlt.recipes.data import load_examples
 from flare_xlt.training.fit import fit as real_fit
 
-LABELS = ["negative", "neutral", "positive"]
-
-
-def rows(size, english="I like this film number {i}"):
-    return [
-        {
-            "id": f"{i}",
-            "target_text": f"aku seneng film iki {i}",
-            "label": LABELS[i % 3],
-            "source_text": english.format(i=i),
-        }
-        for i in range(size)
-    ]
-
-
-def write_jsonl(path, records):
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    """Own files, a tiny Llama and the overrides of a one-step grid."""
+    """Own files, a tiny Llama, a machine-translated test file and a one-step grid."""
     root = tmp_path_factory.mktemp("english_side")
-    data = root / "data"
-    data.mkdir()
-    for split, size in (("train", 8), ("validation", 4), ("test", 6)):
-        write_jsonl(data / f"javanese.{split}.jsonl", rows(size))
+    overrides = one_step_grid(root)
     machine = root / "machine"
     machine.mkdir()
-    write_jsonl(machine / "javanese.test.jsonl", rows(6, "I hate this film {i}"))
-    texts = [f"I like hate this film number {i} aku seneng film iki" for i in range(8)]
-    tokenizer = word_tokenizer(
-        [*texts, *["Sentiment: negative neutral positive"] * 50], vocab_size=120
-    )
-    torch.manual_seed(0)
-    llama = tf.LlamaForCausalLM(tiny_config("llama", vocab_size=len(tokenizer), bos_token_id=2))
-    llama.save_pretrained(root / "llama")
-    tokenizer.save_pretrained(root / "llama")
-    overrides = [
-        "task=my_sentiment",
-        f"data.files={data}/{{language}}.{{split}}.jsonl",
-        f"data.label_names=[{', '.join(LABELS)}]",
-        "data.metric=macro_f1",
-        f"backbone={root / 'llama'}",
-        f"output_dir={root / 'run'}",
-        "languages=[javanese]",
-        "stage1.max_steps=1",
-        "stage2.max_steps=1",
-    ]
+    write_jsonl(machine / "javanese.test.jsonl", sentiment_rows(6, "I hate this film {i}"))
     return {"root": root, "overrides": overrides, "machine": machine}
 
 
@@ -143,10 +100,13 @@ def test_one_training_serves_every_english_side(setup, monkeypatch):
 @pytest.mark.parametrize(
     ("records", "message"),
     [
-        (rows(5, "x {i}"), "has no translation of test example '5'"),
-        (rows(7, "x {i}"), "holds 1 examples the my_sentiment test set lacks (e.g. '6')"),
+        (sentiment_rows(5, "x {i}"), "has no translation of test example '5'"),
+        (sentiment_rows(7, "x {i}"), "holds 1 examples the my_sentiment test set lacks (e.g. '6')"),
         (
-            [dict(r, target_text="other") if r["id"] == "2" else r for r in rows(6, "x {i}")],
+            [
+                dict(r, target_text="other") if r["id"] == "2" else r
+                for r in sentiment_rows(6, "x {i}")
+            ],
             "example '2' has another target text or label than the my_sentiment test set",
         ),
     ],

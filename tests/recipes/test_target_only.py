@@ -1,12 +1,9 @@
 """``flare evaluate --target-only``: a FLARE adapter on the target text alone (tiny Llama)."""
 
-import json
-
 import pytest
 import torch
-import transformers as tf
-from recipe_tokenizer import word_tokenizer
-from tiny_models import random_batch, tiny_config, tiny_model
+from own_sentiment import one_step_grid, sentiment_rows, write_jsonl
+from tiny_models import random_batch, tiny_model
 from typer.testing import CliRunner
 
 from flare_xlt.cli import app
@@ -16,47 +13,15 @@ from flare_xlt.model import FlareModel
 from flare_xlt.recipes import load_config, run_experiment
 from flare_xlt.recipes.target_only import TargetOnlyModel
 
-LABELS = ["negative", "neutral", "positive"]
-
-
-def write_split(path, size, english=True):
-    rows = []
-    for i in range(size):
-        row = {"id": f"{i}", "target_text": f"aku seneng film iki {i}", "label": LABELS[i % 3]}
-        if english:
-            row["source_text"] = f"I like this film number {i}"
-        rows.append(row)
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A FLARE adapter trained for one step on own files; the test file has no English."""
     root = tmp_path_factory.mktemp("target_only")
-    data = root / "data"
-    data.mkdir()
-    for split, size in (("train", 8), ("validation", 4), ("test", 6)):
-        write_split(data / f"javanese.{split}.jsonl", size)
-    texts = [f"I like this film number {i} aku seneng film iki" for i in range(8)]
-    label_words = ["Sentiment: negative neutral positive"] * 50
-    tokenizer = word_tokenizer([*texts, *label_words], vocab_size=120)
-    torch.manual_seed(0)
-    llama = tf.LlamaForCausalLM(tiny_config("llama", vocab_size=len(tokenizer), bos_token_id=2))
-    llama.save_pretrained(root / "llama")
-    tokenizer.save_pretrained(root / "llama")
-    overrides = [
-        "task=my_sentiment",
-        f"data.files={data}/{{language}}.{{split}}.jsonl",
-        f"data.label_names=[{', '.join(LABELS)}]",
-        "data.metric=macro_f1",
-        f"backbone={root / 'llama'}",
-        f"output_dir={root / 'run'}",
-        "languages=[javanese]",
-        "stage1.max_steps=1",
-        "stage2.max_steps=1",
-    ]
+    overrides = one_step_grid(root)
     run_experiment(load_config(overrides=[*overrides, "methods=[flare]"]), progress=False)
-    write_split(data / "javanese.test.jsonl", 6, english=False)  # read at test time only
+    test = root / "data" / "javanese.test.jsonl"
+    write_jsonl(test, sentiment_rows(6, english=None))  # read at test time only
     adapter = root / "run" / "cells" / "flare" / "javanese" / "seed42" / "adapter"
     return [arg for override in overrides for arg in ("--set", override)], adapter
 
