@@ -16,11 +16,19 @@ LANGUAGES = ("javanese", "sundanese", "acehnese", "toba_batak")
 # not, so only those two languages are compared with them.
 TABLE_1 = "../nusax_gemma"
 SAME_ENGLISH_MODEL = ("acehnese", "toba_batak")
+# The LoRA cells of the realistic-English grid share this folder's English task model on
+# all four languages (stage1_dir).
+REALISTIC = "../nusax_realistic"
 COMPARISONS = (  # (row, its method, reference row, its method, languages)
     ("end", "flare", "token_index", "flare", LANGUAGES),
     ("proportional", "flare", "token_index", "flare", LANGUAGES),
     ("proportional", "flare", "end", "flare", LANGUAGES),
+    ("position", "flare", "token_index", "flare", LANGUAGES),
+    ("end", "flare", "position", "flare", LANGUAGES),
     ("mt_pooled", "flare_mt", "mt_token_index", "flare_mt", LANGUAGES),
+    ("end", "flare", REALISTIC, "lora", LANGUAGES),
+    ("token_index", "flare", REALISTIC, "lora", LANGUAGES),
+    ("position", "flare", REALISTIC, "lora", LANGUAGES),
     ("end", "flare", TABLE_1, "lora", SAME_ENGLISH_MODEL),
     ("token_index", "flare", TABLE_1, "lora", SAME_ENGLISH_MODEL),
     ("mt_pooled", "flare_mt", TABLE_1, "flare_mt", SAME_ENGLISH_MODEL),
@@ -33,17 +41,21 @@ def score(row: str, method: str, language: str) -> float | None:
 
 
 for row, method, reference, reference_method, languages in COMPARISONS:
+    names = {
+        TABLE_1: f"{reference_method} (Table 1)",
+        REALISTIC: f"{reference_method} (realistic grid)",
+    }
+    name = names.get(reference, reference)
     differences = {}
     for language in languages:
         ours, theirs = score(row, method, language), score(reference, reference_method, language)
         if ours is not None and theirs is not None:
             differences[language] = ours - theirs
     if not differences:
-        print(f"{row} - {reference}: no language has both cells yet\n")
+        print(f"{row} - {name}: no language has both cells yet\n")
         continue
     cells = " ".join(f"{lang} {d:+.2f}" for lang, d in differences.items())
     mean = statistics.mean(differences.values())
-    name = f"{reference_method} (Table 1)" if reference == TABLE_1 else reference
     print(f"{row} - {name}: {cells}; mean {mean:+.2f} over {len(differences)} languages")
     missing = [lang for lang in languages if lang not in differences]
     print(f"  (not run yet: {', '.join(missing)})\n" if missing else "")
