@@ -145,7 +145,7 @@ def test_committed_cells_give_their_results_under_the_current_record_schema(tmp_
     from flare_xlt.evaluate import RunResult
     from flare_xlt.recipes.experiment import grid
     from flare_xlt.recipes.stage1 import stage1_settings
-    from flare_xlt.recipes.stage2 import cell_dir, load_cell_results
+    from flare_xlt.recipes.stage2 import load_cell_results, result_path
 
     root = Path(__file__).resolve().parents[2]
     grids = [r.with_name("config.json") for r in sorted((root / "results").rglob("results.json"))]
@@ -163,11 +163,11 @@ def test_committed_cells_give_their_results_under_the_current_record_schema(tmp_
         (config, cell)
         for config in copies
         for cell in grid(config)
-        if (cell_dir(config, cell) / "cell.json").is_file()
+        if result_path(config, cell).is_file()  # the record of the grid's test-time English
     ]
     assert len(finished) >= 66  # Table 1 alone has 66 cells
     for config, cell in finished:
-        saved = json.loads((cell_dir(config, cell) / "cell.json").read_text())["results"]
+        saved = json.loads(result_path(config, cell).read_text())["results"]
         assert load_cell_results(config, cell) == [RunResult.from_dict(r) for r in saved]
     stage1s = sorted(tmp_path.rglob("stage1.json"))
     assert stage1s
