@@ -51,17 +51,24 @@ def describe_base(model: nn.Module, trained_modules: list[str] | None = None) ->
     head) are left out of the weights: the adapter carries its own trained copy, and the
     base's are a random initialisation that differs at every load.
     """
+    skip = tuple(trained_modules or ())
+    return {
+        **model_kind(model),
+        "config": network_settings(model.config),
+        "weights": weights_fingerprint(model, skip=skip),
+        "weights_fp16": weights_fingerprint(model, skip=skip, through=torch.float16),
+    }
+
+
+def model_kind(model: nn.Module) -> dict:
+    """``model_type``, ``hidden_size``, ``num_hidden_layers`` and ``name_or_path`` of ``model``."""
     config = model.config
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    skip = tuple(trained_modules or ())
     return {
         "model_type": config.model_type,
         "hidden_size": getattr(text, "hidden_size", None),
         "num_hidden_layers": getattr(text, "num_hidden_layers", None),
         "name_or_path": getattr(config, "_name_or_path", None),
-        "config": network_settings(config),
-        "weights": weights_fingerprint(model, skip=skip),
-        "weights_fp16": weights_fingerprint(model, skip=skip, through=torch.float16),
     }
 
 

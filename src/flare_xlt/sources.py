@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from flare_xlt.alignment import pack_real_tokens_first
-from flare_xlt.base_identity import describe_base, weights_fingerprint
+from flare_xlt.base_identity import model_kind, weights_fingerprint
 from flare_xlt.cache import SourceCache
 from flare_xlt.config import FlareConfig
 from flare_xlt.errors import FlareError
@@ -39,7 +39,6 @@ from flare_xlt.layer import adapters_disabled, fused_layers, saved_module_wrappe
 
 LATENT_KEY = "latent"
 # What a source cache's producer record names of the model (its weights are fingerprinted).
-DESCRIBED_SOURCE_MODEL = ("model_type", "hidden_size", "num_hidden_layers", "name_or_path")
 
 
 def hidden_state_key(layer_index: int) -> str:
@@ -273,11 +272,8 @@ class ModelSource(Source):
         return _shift_layer(layer_name, offset)
 
     def describe_producer(self) -> dict:
-        base = describe_base(self.model)
-        return {
-            "model": {key: base[key] for key in DESCRIBED_SOURCE_MODEL},
-            "weights": base["weights"],
-        }
+        # the kind and the fp32 fingerprint only (not describe_base, which also hashes in fp16)
+        return {"model": model_kind(self.model), "weights": weights_fingerprint(self.model)}
 
 
 class LatentSource(Source):
