@@ -12,6 +12,7 @@ from flare_xlt.evaluate import (
     RunResult,
     aggregate,
     average_ranks,
+    english_task_model_line,
     plot_heatmap,
     plot_results,
     read_results_json,
@@ -182,6 +183,38 @@ def test_markdown_single_seed_ties_and_oracle():
     assert "| B | **70.00** | **70.00** | **1.50** |" in markdown
     assert "human translation (oracle) for A" in markdown
     assert "machine translation (realistic setting) for B" in markdown
+
+
+@pytest.mark.parametrize(
+    ("record", "line"),
+    [
+        (
+            {"english_validation": {"accuracy": 57.126}, "train_steps": 520, "best_step": 312},
+            "English task model (stage 1, best of 520 steps at step 312): "
+            "Accuracy 57.13 % on English validation.",
+        ),
+        (
+            {"english_validation": {"macro_f1": 86.888}, "train_steps": 126, "best_step": 126},
+            "English task model (stage 1, 126 steps): Macro-F1 86.89 % on English validation.",
+        ),
+        (  # a record written before best_step was kept
+            {"english_validation": {"exact_match": 12.0}, "train_steps": 76},
+            "English task model (stage 1, 76 steps): Exact match 12.00 % on English validation.",
+        ),
+        ({}, "English task model (stage 1): no score recorded on English validation."),
+    ],
+)
+def test_english_task_model_line_reads_the_stage1_record(record, line):
+    assert english_task_model_line(record) == line
+
+
+def test_markdown_adds_notes_under_the_english_side():
+    markdown = to_markdown(aggregate([run("A", "sw", 0, 70.0)]), notes=["First.", "Second."])
+    assert markdown.rstrip("\n").splitlines()[-3:] == [
+        "English at test time: machine translation (realistic setting) for A.",
+        "First.",
+        "Second.",
+    ]
 
 
 def test_results_json_round_trip(tmp_path, grid):

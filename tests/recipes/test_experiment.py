@@ -101,6 +101,10 @@ def test_every_method_runs_resumes_and_reports(tiny_backbones, tmp_path):
     assert payload["config"]["backbone"].endswith("llama")
     markdown = (root / "results.md").read_text()
     assert all(method in markdown for method in methods) and "English" in markdown
+    stage1 = json.loads((root / "stage1" / "stage1.json").read_text())
+    score = stage1["english_validation"]["macro_f1"]
+    assert stage1["train_steps"] == 2 and stage1["best_step"] in (1, 2)
+    assert "English task model (stage 1, " in markdown and f"Macro-F1 {score:.2f} %" in markdown
     assert (root / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (
         root / "cells" / "flare" / "javanese" / "seed42" / "adapter" / "flare_config.json"

@@ -278,6 +278,7 @@ def to_markdown(
     title: str | None = None,
     english_side_note: str | None = None,
     *,
+    notes: Sequence[str] = (),
     digits: int = 2,
 ) -> str:
     """A Markdown table: methods x (languages, Avg, Avg rank), best per column in bold.
@@ -285,7 +286,8 @@ def to_markdown(
     Cells read "mean ± std" where several seeds were run; a line under the table
     names the cells that ran fewer seeds than the most. Another line says which
     English each method saw at test time; ``english_side_note`` adds detail to it
-    (e.g. which MT system produced the English).
+    (e.g. which MT system produced the English). ``notes`` are further lines under it
+    (e.g. how good the English task model is).
     """
     header = ["Method", *table.languages, "Avg", "Avg rank"]
     lines = []
@@ -329,8 +331,29 @@ def to_markdown(
     lines += ["", f"{label} (%), {over_seeds}; best per column in bold; Avg rank: 1 = best."]
     if table.multi_seed and (fewer := _fewer_seeds(table)):
         lines.append(fewer)
-    lines.append(side)
+    lines += [side, *notes]
     return "\n".join(lines) + "\n"
+
+
+def english_task_model_line(stage1: dict[str, Any]) -> str:
+    """How good the English task model is, from its ``stage1.json`` record.
+
+    E.g. "English task model (stage 1, best of 520 steps at step 312): Accuracy 57.13 %
+    on English validation." (the steps are left out where the record lacks them).
+    """
+    scores = stage1.get("english_validation") or {}
+    listed = ", ".join(
+        f"{METRIC_LABELS.get(name, name)} {value:.2f} %" for name, value in scores.items()
+    )
+    steps, best = stage1.get("train_steps"), stage1.get("best_step")
+    trained = "stage 1"
+    if steps is not None:
+        trained += (
+            f", {steps} steps"
+            if best in (None, steps)
+            else f", best of {steps} steps at step {best}"
+        )
+    return f"English task model ({trained}): {listed or 'no score recorded'} on English validation."
 
 
 def _fewer_seeds(table: ResultsTable) -> str:

@@ -14,6 +14,7 @@ from flare_xlt.errors import FlareError
 from flare_xlt.evaluate import (
     RunResult,
     aggregate,
+    english_task_model_line,
     plot_results,
     read_results_json,
     to_markdown,
@@ -109,7 +110,7 @@ def write_report(config: ExperimentConfig, finished: list[tuple[Cell, list[RunRe
     languages = [lang for lang in config.languages if any(r.language == lang for r in results)]
     table = aggregate(results, methods=methods, languages=languages)  # may be a partial grid
     title = f"{config.task} · {config.backbone} · {spec.metric}"
-    markdown = to_markdown(table, title=title)
+    markdown = to_markdown(table, title=title, notes=[english_task_model_line(stage1)])
     provenance = {
         "task": config.task,
         **data_provenance(config),

@@ -106,6 +106,7 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
             settings,
             english_validation={spec.metric: english_score},
             train_steps=result.global_step,
+            best_step=result.best_step,
             train_seconds=result.train_seconds,
         )
     wait_for_everyone()
