@@ -208,3 +208,15 @@ def test_a_4bit_model_loads_where_this_process_computes():
 
     expected = {"": 0} if torch.cuda.is_available() else "cpu"
     assert quantized_device_map() == expected
+
+
+def test_4bit_without_bitsandbytes_names_the_extra_to_install(monkeypatch):
+    import sys
+
+    from flare_xlt.models.quantization import QuantizationArgs
+
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # import bitsandbytes fails
+    with pytest.raises(
+        FlareError, match=r"needs bitsandbytes: pip install 'flare-xlt\[quantization\]'"
+    ):
+        QuantizationArgs(load_in_4bit=True).loading_options()

@@ -17,6 +17,7 @@ from flare_xlt.recipes import load_config, predict
 from flare_xlt.recipes import prediction as predict_module
 from flare_xlt.recipes.stage1 import run_stage1
 from flare_xlt.recipes.stage2 import Cell, cell_dir, prepare_method, run_cell
+from flare_xlt.recipes.target_only import without_english
 from flare_xlt.tasks.unlabeled_file import load_unlabeled_file
 
 torch.set_num_threads(1)
@@ -95,6 +96,64 @@ def test_predictions_are_the_scorers_with_its_probabilities(trained, tmp_path, m
         assert max(probabilities, key=probabilities.get) == line["label"]
     record = json.loads(summary.record.read_text())
     assert record["input"] == str(UNLABELED) and record["settings"]["method"] == "flare"
+
+
+def test_rows_are_featurized_chunk_by_chunk_with_one_truncation_line(
+    trained, tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setattr(predict_module, "BATCHES_PER_WRITE", 1)  # chunks of 2 rows
+    real = predict_module.predict_features
+    tokenized = []
+
+    def counting(setup, *args):
+        tokenized.append(setup.featurize.truncations.seen["input"])
+        return real(setup, *args)
+
+    monkeypatch.setattr(predict_module, "predict_features", counting)
+    with caplog.at_level("INFO", logger="flare_xlt"):
+        run_flare(trained, tmp_path / "preds.jsonl")
+    assert tokenized == [2, 4, 6]  # not all 6 before the first chunk is predicted
+    cut_lines = [r.message for r in caplog.records if "unlabeled.csv:" in r.message]
+    assert len(cut_lines) == 1 and "0 of 6 input texts cut to 64 tokens" in cut_lines[0]
+
+
+def test_progress_bar_counts_the_rows(trained, tmp_path, capsys):
+    predict(
+        trained["config"], "flare", UNLABELED, tmp_path / "preds.jsonl",
+        adapter_dir=trained["adapter"], progress=True,
+    )  # fmt: skip
+    bar = capsys.readouterr().err
+    assert "predict flare: 100%" in bar and "6/6" in bar
+
+
+def test_target_only_predicts_from_the_target_text_alone(trained, tmp_path):
+    target_only = tmp_path / "target.jsonl"
+    rows = load_unlabeled_file(UNLABELED, "classification", 1, "nld_Latn", english=False)
+    target_only.write_text(
+        "".join(
+            json.dumps({"id": i, "target_text": e.target[0]}) + "\n"
+            for i, e in zip(rows.ids, rows.examples, strict=True)
+        )
+    )
+    summary = run_flare(trained, tmp_path / "preds.jsonl", input_path=target_only, target_only=True)
+    lines = read_lines(tmp_path / "preds.jsonl")
+    setup = without_english(
+        prepare_method(trained["config"], "flare", trained["stage1"], trained["adapter"])
+    )
+    features = [setup.featurize(example) for example in rows.examples]
+    expected = setup.scorer.predict(setup.model, features, setup.collate, 4, progress=False)
+    labels = trained["config"].data.label_names
+    assert [line["id"] for line in lines] == IDS
+    assert [line["label"] for line in lines] == [labels[i] for i in expected]
+    assert json.loads(summary.record.read_text())["settings"]["target_only"] is True
+    # the same rows with their English read it: another run, refused on the same output
+    with pytest.raises(FlareError, match=r"another run \(input_sha256, target_only\)"):
+        run_flare(trained, tmp_path / "preds.jsonl")
+    with pytest.raises(FlareError, match="method 'zero_shot' has none to drop"):
+        predict(
+            trained["config"], "zero_shot", target_only, tmp_path / "zs.jsonl",
+            target_only=True, progress=False,
+        )  # fmt: skip
 
 
 def test_a_killed_run_resumes_without_losing_or_repeating_rows(trained, tmp_path, monkeypatch):
@@ -225,3 +284,10 @@ def test_cli_predict_runs_in_a_real_process(trained, tmp_path):
     assert failed.returncode == 2
     last = failed.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "missing column(s) source_text" in last
+    alone = subprocess.run(
+        [*command, "--input", str(target_only), "--output", str(tmp_path / "p.jsonl"),
+         "--target-only"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    assert [line["id"] for line in read_lines(tmp_path / "p.jsonl")] == [1]

@@ -31,6 +31,12 @@ DataDirOption = Annotated[
     Path | None, typer.Option("--data-dir", help="Dataset directory (default: FLARE_DATA_DIR).")
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+TargetOnlyOption = Annotated[
+    bool,
+    typer.Option(
+        "--target-only", help="Run a FLARE adapter on the target text alone (no English)."
+    ),
+]
 
 
 def _paths(**paths: Path | None) -> dict[str, str]:
@@ -90,12 +96,7 @@ def evaluate(
     adapter: Annotated[
         Path | None, typer.Option(help="Adapter directory (trained methods only).")
     ] = None,
-    target_only: Annotated[
-        bool,
-        typer.Option(
-            "--target-only", help="Run a FLARE adapter on the target text alone (no English)."
-        ),
-    ] = False,
+    target_only: TargetOnlyOption = False,
     config: ConfigOption = None,
     set_: SetOption = None,
     data_dir: DataDirOption = None,
@@ -144,6 +145,7 @@ def predict(
     adapter: Annotated[
         Path | None, typer.Option(help="Adapter directory (trained methods only).")
     ] = None,
+    target_only: TargetOnlyOption = False,
     config: ConfigOption = None,
     set_: SetOption = None,
     data_dir: DataDirOption = None,
@@ -156,7 +158,13 @@ def predict(
     overrides = [*(set_ or []), f"methods=[{method}]", *([f"languages=[{lang}]"] if lang else [])]
     settings = load_config(config, overrides, values=_paths(data_dir=data_dir))
     summary = predict_file(
-        settings, method, input_, output, adapter_dir=adapter, progress=not quiet
+        settings,
+        method,
+        input_,
+        output,
+        adapter_dir=adapter,
+        target_only=target_only,
+        progress=not quiet,
     )
     typer.echo(
         f"wrote {summary.rows} predictions to {summary.output} "

@@ -35,7 +35,7 @@ from flare_xlt.recipes.prediction_file import (
 from flare_xlt.recipes.scoring import predict_in_order
 from flare_xlt.recipes.stage1 import run_stage1
 from flare_xlt.recipes.stage2 import MethodSetup, check_adapter_method, prepare_method
-from flare_xlt.recipes.truncation import featurize_split
+from flare_xlt.recipes.target_only import check_target_only, without_english
 from flare_xlt.tasks import TaskSpec, UnlabeledFile, load_unlabeled_file
 
 logger = logging.getLogger("flare_xlt")
@@ -68,6 +68,7 @@ def predict(
     *,
     adapter_dir: str | Path | None = None,
     language: str | None = None,
+    target_only: bool = False,
     progress: bool = True,
 ) -> PredictionSummary:
     """Predict every row of ``input_path`` with ``method`` and write them to ``output_path``.
@@ -81,10 +82,14 @@ def predict(
         output_path: the JSONL file to write; an unfinished one of the same run is resumed.
         adapter_dir: the saved adapter (methods that train one).
         language: the target language; default the config's only language.
+        target_only: run a FLARE adapter on the target text alone (the input needs no
+            English; see :mod:`flare_xlt.recipes.target_only`).
         progress: show a progress bar.
     """
     config = _one_cell(config, method, language)
     chosen = get_method(method)
+    if target_only:
+        check_target_only(chosen)
     adapter = Path(adapter_dir) if adapter_dir is not None else None
     if chosen.trains and adapter is None:
         raise FlareError(f"method {method!r} trains an adapter: pass --adapter DIR")
@@ -94,7 +99,7 @@ def predict(
     spec = task_spec(config)
     n_texts = len(spec.prompt.fields) if spec.kind == "classification" else 2
     rows = load_unlabeled_file(
-        input_path, spec.kind, n_texts, language, english=chosen.uses_english
+        input_path, spec.kind, n_texts, language, english=chosen.uses_english and not target_only
     )
     logger.info("predict %s: %s", method, rows.report.summary())
     output = Path(output_path)
@@ -102,7 +107,7 @@ def predict(
         "input": str(rows.path.resolve()),
         "adapter": str(adapter.resolve()) if adapter is not None else None,
     }
-    identity = _identity(config, chosen, spec, rows, adapter)
+    identity = _identity(config, chosen, spec, rows, adapter, target_only)
     done = prepare_output(output, identity, rows.ids, paths)
     summary = PredictionSummary(output, record_path(output), len(rows), len(rows) - done)
     if done == len(rows):
@@ -113,6 +118,8 @@ def predict(
     setup = prepare_method(config, method, run_stage1(config, progress), adapter)
     if isinstance(setup.model, FlareModel):
         setup.model.source_cache = None  # each row is seen once
+    if target_only:
+        setup = without_english(setup)
     _write_predictions(config, setup, spec, rows, done, output, progress)
     return summary
 
@@ -126,20 +133,26 @@ def _write_predictions(
     output: Path,
     progress: bool,
 ) -> None:
-    """Predict the rows after the first ``done`` and append them to ``output``, in chunks."""
-    name = f"{config.task}/{config.languages[0]}/{rows.path.name}"
-    features = featurize_split(setup.featurize, rows.examples[done:], name)
+    """Predict the rows after the first ``done`` and append them to ``output``, in chunks.
+
+    Each chunk is featurized when its turn comes, so memory does not grow with the file;
+    one log line at the end counts the texts cut to ``data.max_length``.
+    """
+    truncations = setup.featurize.truncations
+    truncations.clear()
     step = config.eval_batch_size * BATCHES_PER_WRITE
     description = f"predict {setup.method.name}"
     with tqdm(
         total=len(rows), initial=done, unit="row", desc=description, disable=not progress
     ) as bar:
-        for start in range(0, len(features), step):
-            part = features[start : start + step]
-            ids = rows.ids[done + start : done + start + len(part)]
+        for start in range(done, len(rows), step):
+            part = [setup.featurize(example) for example in rows.examples[start : start + step]]
             predictions = predict_features(setup, spec, part, config.eval_batch_size)
+            ids = rows.ids[start : start + len(part)]
             append_lines(output, [{"id": i, **p} for i, p in zip(ids, predictions, strict=True)])
             bar.update(len(part))
+    name = f"{config.task}/{config.languages[0]}/{rows.path.name}"
+    logger.info("%s: %s", name, truncations.summary())
 
 
 @torch.inference_mode()
@@ -182,12 +195,14 @@ def _identity(
     spec: TaskSpec,
     rows: UnlabeledFile,
     adapter: Path | None,
+    target_only: bool,
 ) -> dict:
     """What the predictions depend on: the output's record refuses a run with others."""
     return {
         "input_sha256": sha256_file(rows.path),
         "adapter_sha256": directory_digest(adapter) if adapter is not None else None,
         "method": method.name,
+        "target_only": target_only,
         "language": config.languages[0],
         "task": config.task,
         "backbone": config.backbone,
