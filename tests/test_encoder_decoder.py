@@ -126,3 +126,68 @@ def test_training_moves_only_adapter_weights_and_the_source_pass_has_no_graph():
     assert any("lora_fusion" in n for n in with_grad)
     for tensor in model.context.source.states.values():
         assert tensor.grad_fn is None and not tensor.requires_grad
+
+
+def test_gradient_checkpointing_gives_identical_gradients():
+    def grads(checkpointing: bool) -> dict:
+        model = fused("cross_attention").train()
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+        model(**inputs()).logits.pow(2).mean().backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    plain, checkpointed = grads(False), grads(True)
+    assert plain.keys() == checkpointed.keys()
+    for name in plain:  # float noise only (mT5 does not scale its attention logits)
+        torch.testing.assert_close(checkpointed[name], plain[name], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("fusion", ["add_relu", "cross_attention"])
+def test_beam_search_keeps_each_examples_source(fusion):
+    model = fused(fusion)
+    batch = {k: v for k, v in inputs().items() if k != "decoder_input_ids"}
+    options = {"max_new_tokens": 4, "do_sample": False}
+    beams = model.generate(**batch, num_beams=3, num_return_sequences=2, **options)
+    assert beams.shape[0] == 4
+    for row in range(2):  # each example's best beam is the one it gets generated alone
+        alone = {k: v[row : row + 1] for k, v in batch.items()}
+        single = model.generate(**alone, num_beams=3, **options)
+        assert torch.equal(beams[2 * row, : single.shape[1]], single[0])
+
+
+def test_the_source_cache_gives_the_same_losses(tmp_path):
+    from flare_xlt.cache import SourceCache
+
+    keys = ["a", "b"]
+
+    def losses(model: FlareModel) -> list[float]:
+        model.train()
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], 1e-2)
+        seen = []
+        for _ in range(2):  # the second epoch reads the cache
+            loss = model(**inputs(), cache_keys=keys).logits.pow(2).mean()
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            seen.append(loss.item())
+        return seen
+
+    reference = losses(fused())
+    cached = fused()
+    cached.source_cache = SourceCache()
+    assert losses(cached) == reference
+    assert len(cached.source_cache) == 2
+    on_disk = fused()
+    on_disk.source_cache = SourceCache(tmp_path)
+    assert losses(on_disk) == reference
+
+
+def test_plain_lora_merges_into_the_base():
+    lora = FlareModel.from_base(tiny_mt5(), FlareConfig(source=None))
+    randomize_lora_b(lora)
+    batch = {k: v for k, v in inputs().items() if not k.startswith("source_")}
+    with torch.no_grad():
+        expected = lora(**batch).logits
+        merged = lora.merge_and_unload()
+        assert isinstance(merged, tf.MT5ForConditionalGeneration)
+        torch.testing.assert_close(merged(**batch).logits, expected, rtol=1e-4, atol=1e-4)
