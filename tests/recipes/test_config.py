@@ -184,3 +184,13 @@ def test_committed_cells_give_their_results_under_the_current_record_schema(tmp_
     flare = next(cell for cell in grid(config) if cell.method == "flare")
     with pytest.raises(FlareError, match=r"adapter\.fusion_modules, adapter\.target_modules"):
         load_cell_results(config, flare)  # set, they are settings the cell did not have
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml")),
+    ids=lambda path: path.name,
+)
+def test_every_committed_config_loads(path):
+    config = load_config(path)
+    assert config.methods and config.languages and grid(config)
