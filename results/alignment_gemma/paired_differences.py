@@ -2,7 +2,8 @@
 
 Run from the repository root: ``python results/alignment_gemma/paired_differences.py``.
 Every row shares one English task model (results/alignment_gemma/stage1), so the rows of a
-language differ only in the adapter's alignment (and, for the flare_mt rows, the method).
+language differ only in the adapter's alignment (and, for the flare_mt rows, the method;
+for end_add, the fusion function: add instead of add_relu, both end-aligned).
 """
 
 import json
@@ -26,7 +27,9 @@ COMPARISONS = (  # (row, its method, reference row, its method, languages)
     ("position", "flare", "token_index", "flare", LANGUAGES),
     ("end", "flare", "position", "flare", LANGUAGES),
     ("mt_pooled", "flare_mt", "mt_token_index", "flare_mt", LANGUAGES),
+    ("end_add", "flare", "end", "flare", LANGUAGES),  # the fusion function under end
     ("end", "flare", REALISTIC, "lora", LANGUAGES),
+    ("end_add", "flare", REALISTIC, "lora", LANGUAGES),
     ("token_index", "flare", REALISTIC, "lora", LANGUAGES),
     ("position", "flare", REALISTIC, "lora", LANGUAGES),
     ("end", "flare", TABLE_1, "lora", SAME_ENGLISH_MODEL),
