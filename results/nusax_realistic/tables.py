@@ -33,6 +33,9 @@ DROPOUT_ROWS = (  # (label, cells folder, method, English side at test time)
     ("flare p=0.3, no English", f"{DROPOUT}/p0.3", "flare", "none"),
     ("flare p=0.5, human English", f"{DROPOUT}/p0.5", "flare", "human"),
     ("flare p=0.5, no English", f"{DROPOUT}/p0.5", "flare", "none"),
+    # the linear fusion (add instead of add_relu), on javanese and toba_batak only
+    ("flare add, p=0.5, human English", f"{DROPOUT}/add_p0.5", "flare", "human"),
+    ("flare add, p=0.5, no English", f"{DROPOUT}/add_p0.5", "flare", "none"),
 )
 
 
