@@ -197,8 +197,8 @@ def test_markdown_single_seed_ties_and_oracle():
             {"english_validation": {"macro_f1": 86.888}, "train_steps": 126, "best_step": 126},
             "English task model (stage 1, 126 steps): Macro-F1 86.89 % on English validation.",
         ),
-        (  # a record written before best_step was kept; QA tasks record "squad" (its EM)
-            {"english_validation": {"squad": 12.0}, "train_steps": 76},
+        (  # a record written before best_step was kept
+            {"english_validation": {"exact_match": 12.0}, "train_steps": 76},
             "English task model (stage 1, 76 steps): Exact match 12.00 % on English validation.",
         ),
         ({}, "English task model (stage 1): no score recorded on English validation."),

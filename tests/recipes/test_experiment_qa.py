@@ -98,3 +98,5 @@ def test_xquad_runs_every_method(qa_backbones, backbone, tmp_path):
     assert all(r.metric == "exact_match" and r.n_examples == 6 for r in results)
     assert all(set(r.extra["scores"]) == {"exact_match", "f1"} for r in results)
     assert "Exact match" in (tmp_path / "results.md").read_text()
+    stage1 = json.loads((tmp_path / "stage1" / "stage1.json").read_text())
+    assert list(stage1["english_validation"]) == ["exact_match"]  # the number it records

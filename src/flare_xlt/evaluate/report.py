@@ -40,7 +40,6 @@ METRIC_LABELS: dict[str, str] = {
     "macro_f1": "Macro-F1",
     "exact_match": "Exact match",
     "f1": "F1",
-    "squad": "Exact match",  # a task's metric "squad" is reported by its exact match
 }
 """Display names of the metrics that :mod:`flare_xlt.evaluate.metrics` produces."""
 

@@ -98,19 +98,20 @@ def run_stage1(config: ExperimentConfig, progress: bool = True) -> Path:
         )
     )
     english_score = result.best_metric  # the best weights are restored: no second scoring
+    score_name = scorer.metric_key or spec.metric  # the number best_metric is (QA: exact match)
     if is_main_process():
         _save_merged(lora, tokenizer, directory)
         write_record(
             directory / MARKER,
             "stage1",
             settings,
-            english_validation={spec.metric: english_score},
+            english_validation={score_name: english_score},
             train_steps=result.global_step,
             best_step=result.best_step,
             train_seconds=result.train_seconds,
         )
     wait_for_everyone()
-    logger.info("stage 1: English validation %s = %s", spec.metric, english_score)
+    logger.info("stage 1: English validation %s = %s", score_name, english_score)
     return model_dir
 
 
