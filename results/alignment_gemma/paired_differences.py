@@ -3,7 +3,7 @@
 Run from the repository root: ``python results/alignment_gemma/paired_differences.py``.
 Every row shares one English task model (results/alignment_gemma/stage1), so the rows of a
 language differ only in the adapter's alignment (and, for the flare_mt rows, the method;
-for end_add, the fusion function: add instead of add_relu, both end-aligned).
+for end_add and end_cross_attention, the fusion function instead of add_relu, all end-aligned).
 """
 
 import json
@@ -28,8 +28,11 @@ COMPARISONS = (  # (row, its method, reference row, its method, languages)
     ("end", "flare", "position", "flare", LANGUAGES),
     ("mt_pooled", "flare_mt", "mt_token_index", "flare_mt", LANGUAGES),
     ("end_add", "flare", "end", "flare", LANGUAGES),  # the fusion function under end
+    ("end_cross_attention", "flare", "end", "flare", LANGUAGES),
+    ("end_add", "flare", "end_cross_attention", "flare", LANGUAGES),
     ("end", "flare", REALISTIC, "lora", LANGUAGES),
     ("end_add", "flare", REALISTIC, "lora", LANGUAGES),
+    ("end_cross_attention", "flare", REALISTIC, "lora", LANGUAGES),
     ("token_index", "flare", REALISTIC, "lora", LANGUAGES),
     ("position", "flare", REALISTIC, "lora", LANGUAGES),
     ("end", "flare", TABLE_1, "lora", SAME_ENGLISH_MODEL),
