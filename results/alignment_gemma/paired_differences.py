@@ -1,9 +1,11 @@
-"""Per-language differences between the alignment rows of the Gemma ablation (seed 42).
+"""Per-language differences between the alignment rows of the Gemma ablation.
 
 Run from the repository root: ``python results/alignment_gemma/paired_differences.py``.
 Every row shares one English task model (results/alignment_gemma/stage1), so the rows of a
 language differ only in the adapter's alignment (and, for the flare_mt rows, the method;
 for end_add and end_cross_attention, the fusion function instead of add_relu, all end-aligned).
+Every row is seed 42 but end_seed43 and end_add_seed43, the second seed of end (add_relu) and
+end_add; the last lines pool both seeds of that comparison.
 """
 
 import json
@@ -30,6 +32,7 @@ COMPARISONS = (  # (row, its method, reference row, its method, languages)
     ("end_add", "flare", "end", "flare", LANGUAGES),  # the fusion function under end
     ("end_cross_attention", "flare", "end", "flare", LANGUAGES),
     ("end_add", "flare", "end_cross_attention", "flare", LANGUAGES),
+    ("end_add_seed43", "flare", "end_seed43", "flare", LANGUAGES),  # the second seed
     ("end", "flare", REALISTIC, "lora", LANGUAGES),
     ("end_add", "flare", REALISTIC, "lora", LANGUAGES),
     ("end_cross_attention", "flare", REALISTIC, "lora", LANGUAGES),
@@ -41,8 +44,12 @@ COMPARISONS = (  # (row, its method, reference row, its method, languages)
 )
 
 
+SEEDS_POOLED = (("end_add", "end"), ("end_add_seed43", "end_seed43"))  # add - add_relu
+
+
 def score(row: str, method: str, language: str) -> float | None:
-    path = ROOT / row / "cells" / method / language / "seed42" / "cell.json"
+    seed = "seed43" if row.endswith("_seed43") else "seed42"
+    path = ROOT / row / "cells" / method / language / seed / "cell.json"
     return json.loads(path.read_text())["results"][0]["score"] if path.is_file() else None
 
 
@@ -65,3 +72,17 @@ for row, method, reference, reference_method, languages in COMPARISONS:
     print(f"{row} - {name}: {cells}; mean {mean:+.2f} over {len(differences)} languages")
     missing = [lang for lang in languages if lang not in differences]
     print(f"  (not run yet: {', '.join(missing)})\n" if missing else "")
+
+pooled = [
+    score(row, "flare", language) - score(reference, "flare", language)
+    for row, reference in SEEDS_POOLED
+    for language in LANGUAGES
+    if score(row, "flare", language) is not None and score(reference, "flare", language) is not None
+]
+if pooled:
+    ahead = sum(difference > 0 for difference in pooled)
+    spread = statistics.stdev(pooled) if len(pooled) > 1 else float("nan")
+    print(
+        f"add - add_relu under end, seeds 42 and 43 pooled: mean {statistics.mean(pooled):+.2f} "
+        f"(sd {spread:.2f}) over {len(pooled)} language-seed pairs, add ahead in {ahead}"
+    )
