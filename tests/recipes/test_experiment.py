@@ -237,6 +237,37 @@ def test_combine_reports_labels_each_run(tiny_backbones, tmp_path):
     ]
 
 
+def test_combine_reports_names_a_default_alignment_as_it_was_resolved(tiny_backbones, tmp_path):
+    """A grid that leaves ``adapter.alignment`` to its default is labelled by the alignment its
+    cells ran with (``end`` for FLARE on a causal LM), not by the unset value ``None``."""
+    from flare_xlt.recipes import combine_reports
+
+    paths = []
+    for alignment in ("token_index", None):
+        folder = tmp_path / str(alignment)
+        overrides = [
+            f"backbone={tiny_backbones / 'llama'}",
+            f"output_dir={folder}",
+            "methods=[flare]",
+            "languages=[javanese]",
+            "data.max_train_examples=4",
+            "data.max_validation_examples=4",
+            "data.max_test_examples=4",
+            "stage1.max_steps=1",
+            "stage2.max_steps=1",
+        ]
+        if alignment is not None:
+            overrides.append(f"adapter.alignment={alignment}")
+        run_experiment(load_config(overrides=overrides), progress=False)
+        paths.append(folder / "results.json")
+    combine_reports(paths, tmp_path / "combined", label_key="adapter.alignment")
+    combined = read_results_json(tmp_path / "combined" / "results.json")
+    assert sorted(r.method for r in combined) == [
+        "flare [alignment=end]",
+        "flare [alignment=token_index]",
+    ]
+
+
 @pytest.mark.parametrize(
     ("command", "message"),
     [

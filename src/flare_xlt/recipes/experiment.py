@@ -21,12 +21,12 @@ from flare_xlt.evaluate import (
     write_results_json,
 )
 from flare_xlt.fileio import read_json_object
-from flare_xlt.recipes.config import ExperimentConfig
+from flare_xlt.recipes.config import ExperimentConfig, from_dict
 from flare_xlt.recipes.data import check_languages, data_provenance, task_spec
 from flare_xlt.recipes.methods import get_method
 from flare_xlt.recipes.stage1 import MARKER as STAGE1_MARKER
 from flare_xlt.recipes.stage1 import run_stage1
-from flare_xlt.recipes.stage2 import Cell, load_cell_results, run_cell
+from flare_xlt.recipes.stage2 import Cell, adapter_settings, load_cell_results, run_cell
 from flare_xlt.training.distributed import is_main_process, wait_for_everyone
 
 logger = logging.getLogger("flare_xlt")
@@ -168,10 +168,11 @@ def combine_reports(
     results: list[RunResult] = []
     for path, runs in zip(paths, runs_per_path, strict=True):
         if label_key is not None:
-            value = _dotted(json.loads(Path(path).read_text())["config"], label_key, path)
-            label = f"{label_key.rsplit('.', 1)[-1]}={value}"
+            config = json.loads(Path(path).read_text())["config"]
             runs = [
-                replace(r, method=f"{r.method} [{label}]") if experiments[r.method] > 1 else r
+                replace(r, method=f"{r.method} [{_label(config, label_key, path, r.method)}]")
+                if experiments[r.method] > 1
+                else r
                 for r in runs
             ]
         results += runs
@@ -183,6 +184,18 @@ def combine_reports(
     (output_dir / "results.md").write_text(markdown.rstrip("\n") + "\n")
     plot_results(table, output_dir / "results.png", title=title)
     return markdown
+
+
+def _label(config: dict, key: str, path: Path, method: str) -> str:
+    """``"fusion=add"``: ``key``'s value in the experiment ``config``. An adapter setting left
+    to its default is named as ``method``'s cells resolved it (``alignment=end`` for FLARE on
+    a causal LM), not ``None``."""
+    value = _dotted(config, key, path)
+    section, _, field = key.partition(".")
+    if value is None and section == "adapter":
+        resolved = adapter_settings(from_dict(ExperimentConfig, config), get_method(method))
+        value = getattr(resolved, field)
+    return f"{key.rsplit('.', 1)[-1]}={value}"
 
 
 def _dotted(config: dict, key: str, path: Path):
