@@ -245,21 +245,11 @@ def test_combine_reports_names_a_default_alignment_as_it_was_resolved(tiny_backb
     paths = []
     for alignment in ("token_index", None):
         folder = tmp_path / str(alignment)
-        overrides = [
-            f"backbone={tiny_backbones / 'llama'}",
-            f"output_dir={folder}",
-            "methods=[flare]",
-            "languages=[javanese]",
-            "data.max_train_examples=4",
-            "data.max_validation_examples=4",
-            "data.max_test_examples=4",
-            "stage1.max_steps=1",
-            "stage2.max_steps=1",
-        ]
+        overrides = [*two_step_grid(tiny_backbones, folder), "methods=[flare]"]
         if alignment is not None:
             overrides.append(f"adapter.alignment={alignment}")
         run_experiment(load_config(overrides=overrides), progress=False)
-        paths.append(folder / "results.json")
+        paths.append(folder / "run" / "results.json")
     combine_reports(paths, tmp_path / "combined", label_key="adapter.alignment")
     combined = read_results_json(tmp_path / "combined" / "results.json")
     assert sorted(r.method for r in combined) == [
